@@ -1,0 +1,33 @@
+# Quick start: `make run` (train, export, verify) and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+RUN    ?= runs/default
+
+.PHONY: run train export test test-fast clean
+
+# The stamp is rebuilt when pyproject.toml changes, so new dependencies get installed.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[all]'
+	touch $@
+
+run: train export
+	@echo "training run: $(RUN)/ (metrics.json, curves.png, checkpoint.pt)"
+	@echo "device bundle: models/ (manifest.json, report.md, mnist_int8.onnx, mnist_int8.ort, mnist_int8.h)"
+
+train: $(VENV)/.installed
+	$(BIN)/mnist-edge train --out $(RUN)
+
+export: $(VENV)/.installed
+	$(BIN)/mnist-edge export --checkpoint $(RUN)/checkpoint.pt --out models
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,1 @@
+"""Training: data, model and training loop (PyTorch). Imports neither export nor serve."""

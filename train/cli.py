@@ -1,0 +1,78 @@
+"""`mnist-edge train` (also `python -m train`): train the default recipe or a variation of it."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from train.trainer import Config
+
+DEFAULTS = Config()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mnist-edge train", description=__doc__)
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    p.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate")
+    p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=DEFAULTS.schedule)
+    p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing)
+    p.add_argument("--val-split", type=int, default=DEFAULTS.val_split,
+                   help="hold out this many training images for tuning (the test set is never used to tune)")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULTS.device)
+    p.add_argument("--threads", type=int, default=DEFAULTS.threads, help="CPU threads (0: all cores)")
+    p.add_argument("--data-dir", default=None, help="folder with the four MNIST .gz files and SHA256SUMS")
+    p.add_argument("--out", dest="out_dir", default=DEFAULTS.out_dir, help="run folder (default %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--summary", action="store_true", help="print the layer table and receptive field, then exit")
+    return p
+
+
+def print_summary(config: Config) -> None:
+    from torchinfo import summary
+
+    from train.model import MnistNet, parameter_count, receptive_field
+
+    model = MnistNet(tuple(config.widths))
+    print(summary(model, input_size=(1, 1, 28, 28), col_names=("output_size", "num_params", "kernel_size"),
+                  depth=3, verbose=0))
+    print(f"trainable parameters: {parameter_count(model):,}")
+    print(f"receptive field: {receptive_field(model)} x {receptive_field(model)} pixels (input 28 x 28)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    known = {f.name for f in fields(Config)}
+    config = Config(**{k: v for k, v in vars(args).items() if k in known})
+    if args.summary:
+        print_summary(config)
+        return 0
+
+    from train.data import DataError
+    from train.plots import plot_curves
+    from train.trainer import Trainer
+
+    try:
+        trainer = Trainer(config)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.resume:
+        trainer.resume()
+    print(f"training on {trainer.metrics()['device']}: {trainer.metrics()['parameters']:,} parameters, "
+          f"{config.epochs} epochs, seed {config.seed}, run folder {trainer.out_dir}", flush=True)
+    try:
+        history = trainer.run()
+    except KeyboardInterrupt:
+        done = len(trainer.history)
+        print(f"\ninterrupted: {trainer.checkpoint_path} holds {done} finished epoch(s); "
+              f"continue with --resume --out {trainer.out_dir}", file=sys.stderr)
+        return 130
+    trainer.write_metrics()
+    plot_curves(history, trainer.out_dir / "curves.png")
+    final = history[-1]
+    print(f"final test accuracy {final['test_acc']:.2f}% after {final['epoch']} epochs; "
+          f"results in {trainer.out_dir}/ (checkpoint.pt, metrics.json, curves.png)")
+    return 0

@@ -1,0 +1,28 @@
+"""curves.png: loss and accuracy per epoch, train against test (and validation when held out)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_curves(history: list[dict], path: Path) -> Path:
+    epochs = [e["epoch"] for e in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for split in ("train", "val", "test"):
+        if f"{split}_loss" in history[0]:
+            ax_loss.plot(epochs, [e[f"{split}_loss"] for e in history], marker=".", label=split)
+            ax_acc.plot(epochs, [e[f"{split}_acc"] for e in history], marker=".", label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss", yscale="log")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy", ylim=(97, 100))
+    ax_acc.axhline(99.4, color="grey", linestyle="--", linewidth=1, label="99.4 % target")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

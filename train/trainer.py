@@ -1,0 +1,240 @@
+"""The training loop: the whole dataset as one tensor on the device, batched augmentation, SGD with a
+one-cycle schedule, an atomic checkpoint after every epoch and a resume that continues bit for bit."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from train.augment import random_affine
+from train.data import load_split
+from train.model import MnistNet, parameter_count
+
+
+@dataclass
+class Config:
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 0.2  # peak learning rate of the one-cycle schedule
+    schedule: str = "onecycle"  # onecycle | cosine | constant
+    warmup: float = 0.2  # fraction of the steps spent rising to the peak (onecycle)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.05
+    max_degrees: float = 10.0
+    max_shift: float = 2.0
+    max_scale: float = 0.1
+    widths: tuple[int, ...] = (8, 8, 16, 16, 16, 16)
+    val_split: int = 0  # training images held out for tuning; the test set is never used to tune
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0  # CPU threads; 0 = all cores
+    data_dir: str | None = None
+    out_dir: str = "runs/default"
+    progress: bool = field(default_factory=lambda: sys.stdout.isatty())
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for, but PyTorch sees no CUDA GPU on this machine.")
+    return torch.device(name)
+
+
+class Split:
+    """Images (uint8, on the device) and labels of one split."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> None:
+        self.images = images.to(device).unsqueeze(1)
+        self.labels = labels.to(device)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index].float().div_(255), self.labels[index]
+
+
+def load_splits(config: Config, device: torch.device) -> dict[str, Split]:
+    images, labels = load_split(train=True, data_dir=config.data_dir)
+    splits = {}
+    if config.val_split:
+        # A fixed permutation (not the run's seed) so every run of a sweep tunes on the same images.
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(12345))
+        held, kept = order[: config.val_split], order[config.val_split :]
+        splits["val"] = Split(images[held], labels[held], device)
+        images, labels = images[kept], labels[kept]
+    splits["train"] = Split(images, labels, device)
+    splits["test"] = Split(*load_split(train=False, data_dir=config.data_dir), device=device)
+    return splits
+
+
+def make_scheduler(config: Config, optimizer: torch.optim.Optimizer, total_steps: int):
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=config.warmup,
+            div_factor=10, final_div_factor=100,
+        )
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if config.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    raise ValueError(f"unknown schedule {config.schedule!r}: choose onecycle, cosine or constant")
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 2000) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy (percent) over a split."""
+    model.eval()
+    loss, correct = 0.0, 0
+    for start in range(0, len(split), batch_size):
+        x, y = split.batch(torch.arange(start, min(start + batch_size, len(split)), device=split.labels.device))
+        logits = model(x.contiguous(memory_format=torch.channels_last)).float()
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    return loss / len(split), 100.0 * correct / len(split)
+
+
+class Trainer:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.device = pick_device(config.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(config.threads or os.cpu_count() or 1)
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.splits = load_splits(config, self.device)
+        self.steps_per_epoch = -(-len(self.splits["train"]) // config.batch_size)
+        self.model = MnistNet(tuple(config.widths)).to(self.device, memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+            weight_decay=config.weight_decay,
+        )
+        self.scheduler = make_scheduler(config, self.optimizer, config.epochs * self.steps_per_epoch)
+        self.history: list[dict] = []
+        self.out_dir = Path(config.out_dir)
+        # bfloat16 autocast pays on a GPU; on the CPU this tiny network runs fastest in float32.
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    # --- checkpoints -------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def save(self) -> None:
+        """Writes checkpoint.pt atomically: a crash mid-write leaves the previous checkpoint intact."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "epoch": len(self.history),
+            "history": self.history,
+            "config": asdict(self.config),
+            "seed": self.config.seed,
+            "parameters": parameter_count(self.model),
+        }
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_path.with_suffix(".pt.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def resume(self) -> None:
+        if not self.checkpoint_path.is_file():
+            raise SystemExit(f"--resume: no checkpoint at {self.checkpoint_path}; start without --resume.")
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"].to("cpu"))
+        self.history = state["history"]
+
+    # --- training ----------------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        cfg, split = self.config, self.splits["train"]
+        self.model.train()
+        order = torch.randperm(len(split), generator=self.generator, device=self.device)
+        batches = order.split(cfg.batch_size)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen, start = 0, time.perf_counter()
+        for step, index in enumerate(bar):
+            x, y = split.batch(index)
+            x = random_affine(x, self.generator, cfg.max_degrees, cfg.max_shift, cfg.max_scale)
+            with self.autocast:
+                logits = self.model(x.contiguous(memory_format=torch.channels_last))
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            # Accumulate on the device: a .item() per step would synchronize a GPU every batch.
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            if cfg.progress and step % 20 == 0:
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{100 * correct.item() / seen:.2f}",
+                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        return loss_sum.item() / seen, 100.0 * correct.item() / seen
+
+    def run(self) -> list[dict]:
+        started = time.perf_counter() - sum(e["seconds"] for e in self.history)
+        for epoch in range(len(self.history) + 1, self.config.epochs + 1):
+            tic = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = self.train_epoch(epoch)
+            record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc}
+            for name in ("val", "test"):
+                if name in self.splits:
+                    record[f"{name}_loss"], record[f"{name}_acc"] = evaluate(self.model, self.splits[name])
+            record["seconds"] = time.perf_counter() - tic
+            self.history.append(record)
+            self.save()
+            print(format_epoch(record, self.config.epochs), flush=True)
+        self.wall_seconds = time.perf_counter() - started
+        return self.history
+
+    def metrics(self) -> dict:
+        final = self.history[-1] if self.history else {}
+        return {
+            "final": final,
+            "epochs": self.history,
+            "parameters": parameter_count(self.model),
+            "device": device_name(self.device),
+            "threads": torch.get_num_threads() if self.device.type == "cpu" else None,
+            "wall_seconds": getattr(self, "wall_seconds", None),
+            "torch": torch.__version__,
+            "config": asdict(self.config),
+        }
+
+    def write_metrics(self) -> Path:
+        path = self.out_dir / "metrics.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.metrics(), indent=2))
+        os.replace(tmp, path)
+        return path
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
+def format_epoch(record: dict, epochs: int) -> str:
+    parts = [f"epoch {record['epoch']:>2}/{epochs}",
+             f"train loss {record['train_loss']:.4f} acc {record['train_acc']:.2f}%"]
+    for name in ("val", "test"):
+        if f"{name}_acc" in record:
+            parts.append(f"{name} loss {record[f'{name}_loss']:.4f} acc {record[f'{name}_acc']:.2f}%")
+    parts += [f"lr {record['lr']:.4f}", f"{record['seconds']:.1f}s"]
+    return " | ".join(parts)
