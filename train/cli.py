@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing)
     p.add_argument("--val-split", type=int, default=DEFAULTS.val_split,
                    help="hold out this many training images for tuning (the test set is never used to tune)")
+    p.add_argument("--subset", type=int, default=DEFAULTS.subset,
+                   help="train on only the first N training images (quick trials; 0: all)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULTS.device)
     p.add_argument("--threads", type=int, default=DEFAULTS.threads, help="CPU threads (0: all cores)")

@@ -33,6 +33,7 @@ class Config:
     max_scale: float = 0.1
     widths: tuple[int, ...] = (8, 8, 16, 16, 16, 16)
     val_split: int = 0  # training images held out for tuning; the test set is never used to tune
+    subset: int = 0  # train on only the first N training images (smoke tests); 0 = all
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # CPU threads; 0 = all cores
@@ -65,6 +66,8 @@ class Split:
 
 def load_splits(config: Config, device: torch.device) -> dict[str, Split]:
     images, labels = load_split(train=True, data_dir=config.data_dir)
+    if config.subset:
+        images, labels = images[: config.subset], labels[: config.subset]
     splits = {}
     if config.val_split:
         # A fixed permutation (not the run's seed) so every run of a sweep tunes on the same images.
@@ -97,7 +100,7 @@ def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 2000) -> tu
     loss, correct = 0.0, 0
     for start in range(0, len(split), batch_size):
         x, y = split.batch(torch.arange(start, min(start + batch_size, len(split)), device=split.labels.device))
-        logits = model(x.contiguous(memory_format=torch.channels_last)).float()
+        logits = model(x).float()
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
     return loss / len(split), 100.0 * correct / len(split)
@@ -113,7 +116,9 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         self.splits = load_splits(config, self.device)
         self.steps_per_epoch = -(-len(self.splits["train"]) // config.batch_size)
-        self.model = MnistNet(tuple(config.widths)).to(self.device, memory_format=torch.channels_last)
+        # channels_last pays on a GPU; on the CPU the plain layout measured faster for these narrow layers.
+        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        self.model = MnistNet(tuple(config.widths)).to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
             weight_decay=config.weight_decay,
@@ -171,7 +176,7 @@ class Trainer:
             x, y = split.batch(index)
             x = random_affine(x, self.generator, cfg.max_degrees, cfg.max_shift, cfg.max_scale)
             with self.autocast:
-                logits = self.model(x.contiguous(memory_format=torch.channels_last))
+                logits = self.model(x.contiguous(memory_format=self.memory_format))
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

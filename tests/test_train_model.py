@@ -1,0 +1,30 @@
+import torch
+
+from train.model import MnistNet, parameter_count, receptive_field
+
+
+def test_parameter_budget():
+    assert parameter_count(MnistNet()) < 10_000
+
+
+def test_output_shape_for_any_batch():
+    model = MnistNet().eval()
+    for n in (1, 7):
+        assert model(torch.rand(n, 1, 28, 28)).shape == (n, 10)
+
+
+def test_receptive_field_covers_the_image():
+    assert receptive_field(MnistNet()) >= 28
+
+
+def test_receptive_field_recurrence_on_a_known_stack():
+    # conv3 -> pool2 -> conv3: 3, then 4 (jump 2), then 4 + 2*2 = 8.
+    stack = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3), torch.nn.MaxPool2d(2), torch.nn.Conv2d(1, 1, 3))
+    assert receptive_field(stack) == 8
+
+
+def test_only_export_friendly_layers():
+    allowed = (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.MaxPool2d,
+               torch.nn.AdaptiveAvgPool2d, torch.nn.Sequential, MnistNet)
+    leaves = [m for m in MnistNet().modules() if type(m).__name__ != "Normalize"]
+    assert all(isinstance(m, allowed) for m in leaves)
