@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUN    ?= runs/default
 
-.PHONY: run train export test test-fast clean
+.PHONY: run train export serve protos test test-fast clean
 
 # The stamp is rebuilt when pyproject.toml changes, so new dependencies get installed.
 $(VENV)/.installed: pyproject.toml
@@ -22,6 +22,13 @@ train: $(VENV)/.installed
 
 export: $(VENV)/.installed
 	$(BIN)/mnist-edge export --checkpoint $(RUN)/checkpoint.pt --out models
+
+serve: $(VENV)/.installed
+	$(BIN)/mnist-edge serve
+
+# After editing protos/: regenerate the committed stubs in serve/_proto/.
+protos: $(VENV)/.installed
+	$(BIN)/python protos/generate.py
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -12,7 +12,6 @@ import argparse
 import json
 import platform
 import statistics
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,12 +23,12 @@ from train.trainer import Config, Trainer
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_seed(config: Config, seed: int) -> dict:
-    with tempfile.TemporaryDirectory() as out_dir:
-        trainer = Trainer(replace(config, seed=seed, out_dir=out_dir, progress=False))
-        tic = time.perf_counter()
-        history = trainer.run()
-        total = time.perf_counter() - tic
+def run_seed(config: Config, seed: int, runs_dir: Path) -> dict:
+    trainer = Trainer(replace(config, seed=seed, out_dir=str(runs_dir / f"seed{seed}"), progress=False))
+    tic = time.perf_counter()
+    history = trainer.run()
+    total = time.perf_counter() - tic
+    trainer.write_metrics()
     return {
         "seed": seed,
         "final_test_acc": history[-1]["test_acc"],
@@ -71,12 +70,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="runs with seeds 0..N-1")
     parser.add_argument("--epochs", type=int, default=Config.epochs)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/train_speed"),
+                        help="each seed's run folder (checkpoint, metrics) goes here")
     args = parser.parse_args()
 
     config = Config(epochs=args.epochs, device=args.device)
     runs = []
     for seed in range(args.seeds):
-        runs.append(run_seed(config, seed))
+        runs.append(run_seed(config, seed, args.runs_dir))
         r = runs[-1]
         print(f"seed {seed}: final test accuracy {r['final_test_acc']:.2f}% in {r['total_seconds']:.0f} s", flush=True)
     summary = summarize(runs)

@@ -21,8 +21,8 @@ from train.model import MnistNet, parameter_count
 @dataclass
 class Config:
     epochs: int = 15
-    batch_size: int = 128
-    lr: float = 0.2  # peak learning rate of the one-cycle schedule
+    batch_size: int = 256
+    lr: float = 0.3  # peak learning rate of the one-cycle schedule
     schedule: str = "onecycle"  # onecycle | cosine | constant
     warmup: float = 0.2  # fraction of the steps spent rising to the peak (onecycle)
     momentum: float = 0.9

@@ -1,0 +1,91 @@
+"""`mnist-edge serve`: serves the exported model over gRPC until SIGTERM or SIGINT."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from serve import logs
+from serve.bundle import load_card
+from serve.errors import StartupError
+from serve.model import OnnxModel, resolve_provider
+from serve.server import ServerConfig, serve
+
+BUNDLE = "models"
+MODEL_FOR_PROVIDER = {"cpu": "mnist_int8.onnx", "cuda": "mnist_fp32.onnx"}  # no CUDA kernels for int8 operators
+DEFAULTS = ServerConfig()
+
+
+def at_least(kind: type, minimum: float) -> Callable[[str], Any]:
+    """An argparse type: a `kind` number no smaller than `minimum`."""
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {text}")
+        return value
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mnist-edge serve", description="Serve the exported model over gRPC.")
+    p.add_argument("--model", type=Path, help="ONNX model with manifest.json beside it (default: the shipped "
+                   f"{BUNDLE}/mnist_int8.onnx, or {BUNDLE}/mnist_fp32.onnx on CUDA)")
+    p.add_argument("--host", default=DEFAULTS.host, help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=DEFAULTS.port,
+                   help="gRPC port, 0 picks a free one (default: %(default)s)")
+    p.add_argument("--metrics-port", type=int, default=DEFAULTS.metrics_port,
+                   help="Prometheus /metrics HTTP port, 0 picks a free one (default: %(default)s)")
+    p.add_argument("--model-name", default=DEFAULTS.model_name, help="model name in the v2 API (default: %(default)s)")
+    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="ONNX Runtime execution provider; auto picks CUDA when present (default: %(default)s)")
+    p.add_argument("--threads", type=at_least(int, 0), default=0,
+                   help="ONNX Runtime intra-op threads, 0 = one per core (default: %(default)s)")
+    p.add_argument("--no-batching", dest="batching", action="store_false", help="one model run per request")
+    p.add_argument("--max-batch", type=at_least(int, 1), default=DEFAULTS.max_batch,
+                   help="most images in one coalesced run (default: %(default)s)")
+    p.add_argument("--max-batch-delay-ms", type=at_least(float, 0), default=DEFAULTS.max_batch_delay_ms,
+                   help="longest wait for a batch to fill once the queue is drained (default: %(default)s)")
+    p.add_argument("--max-images", type=at_least(int, 1), default=DEFAULTS.max_images,
+                   help="most images in one request (default: %(default)s)")
+    p.add_argument("--max-message-mb", type=at_least(float, 0.1), default=DEFAULTS.max_message_mb,
+                   help="largest gRPC message in either direction (default: %(default)s)")
+    p.add_argument("--grace", type=at_least(float, 0), default=DEFAULTS.grace_s,
+                   help="seconds in-flight calls get to finish at shutdown (default: %(default)s)")
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS")
+    p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    p.add_argument("--tls-client-ca", type=Path,
+                   help="PEM CA bundle: require client certificates it signed (mutual TLS)")
+    p.add_argument("--log-requests", action="store_true", help="log one line per call")
+    return p
+
+
+def default_model(provider: str) -> Path:
+    """The shipped bundle: models/ in the working folder, else the one in the checkout this package is in."""
+    for bundle in (Path(BUNDLE), Path(__file__).resolve().parent.parent / BUNDLE):
+        if (bundle / MODEL_FOR_PROVIDER[provider]).is_file():
+            return bundle / MODEL_FOR_PROVIDER[provider]
+    raise StartupError(f"no --model given and no {BUNDLE}/{MODEL_FOR_PROVIDER[provider]} found; pass --model PATH")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None) or (args.tls_client_ca and not args.tls_cert):
+        parser().error("--tls-cert and --tls-key go together, and --tls-client-ca needs them")
+    logs.configure()
+    config = ServerConfig(
+        host=args.host, port=args.port, metrics_port=args.metrics_port, model_name=args.model_name,
+        batching=args.batching, max_batch=args.max_batch, max_batch_delay_ms=args.max_batch_delay_ms,
+        max_images=args.max_images, max_message_mb=args.max_message_mb, grace_s=args.grace,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, log_requests=args.log_requests,
+    )
+    try:
+        provider = resolve_provider(args.provider)
+        card = load_card(args.model or default_model(provider))
+        asyncio.run(serve(card, OnnxModel(card.path, provider, args.threads), config))
+    except StartupError as error:
+        print(f"mnist-edge serve: {error}", file=sys.stderr)
+        return 2
+    return 0

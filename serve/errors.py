@@ -1,0 +1,26 @@
+"""The two kinds of failure the server reports to people instead of as tracebacks."""
+from __future__ import annotations
+
+import grpc
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is one sentence saying why."""
+
+
+class RequestError(Exception):
+    """A request the server refuses; `code` is the gRPC status the client gets, with the message."""
+
+    code: grpc.StatusCode
+
+
+class InvalidInput(RequestError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class ModelNotFound(RequestError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class DeadlineExpired(RequestError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED

@@ -1,0 +1,34 @@
+"""Structured logs: one JSON object per line on stderr, e.g. {"time": ..., "level": "info", "event": "start"}."""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+logger = logging.getLogger("mnist_edge.serve")
+
+
+class JsonLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLineFormatter())
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def log(event: str, level: int = logging.INFO, exc_info: bool = False, **fields: Any) -> None:
+    logger.log(level, event, exc_info=exc_info, extra={"fields": fields})
