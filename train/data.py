@@ -82,10 +82,13 @@ def unpack(data_dir: Path, cache_dir: Path) -> Path:
 def load_split(train: bool, data_dir: Path | None = None, cache_dir: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (images uint8 [N, 28, 28], labels int64 [N]) of the training or the test split.
 
-    Without vendored files (a checkout without data/) torchvision downloads them, where a network is there.
+    Without the vendored folder (an install without the checkout's data/) torchvision downloads the files,
+    where a network is there; a data_dir that was asked for must exist.
     """
-    data_dir = Path(data_dir) if data_dir else VENDORED_DIR
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir {data_dir} is not a folder: point it at the folder with the four MNIST .gz files.")
+    data_dir = Path(data_dir) if data_dir else VENDORED_DIR
     if data_dir.is_dir():
         verify(data_dir)
         dataset = MNIST(unpack(data_dir, cache_dir), train=train, download=False)

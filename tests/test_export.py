@@ -1,0 +1,365 @@
+"""export/: ONNX export, int8 quantization, the accuracy gate and the device bundle.
+
+A barely trained model is exported once per module (with the gate set to 0 %) and the bundle is inspected by
+the tests; the accuracy test reads the release bundle shipped in models/.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+
+from export.bundle import install
+from export.cli import main as export_main
+from export.errors import BadInput
+from export.evaluate import onnx_logits, to_model_input, torch_logits
+from export.quantize import QuantSettings, census, quantize
+from train.data import load_split
+from train.model import MnistNet
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models"
+BUNDLE_FILES = {"mnist_fp32.onnx", "mnist_int8.onnx", "mnist_int8.ort", "required_operators.config", "mnist_int8.h",
+                "manifest.json", "report.md", "confusion_int8.png", "misclassified_int8.png"}
+
+
+# --- fixtures ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mnist() -> dict[str, np.ndarray]:
+    train_images, train_labels = load_split(train=True)
+    test_images, test_labels = load_split(train=False)
+    return {"train_images": train_images.numpy(), "train_labels": train_labels.numpy(),
+            "test_x": to_model_input(test_images.numpy()), "test_labels": test_labels.numpy()}
+
+
+def save_checkpoint(model: torch.nn.Module, path: Path, test_acc: float) -> Path:
+    """A checkpoint in the layout train/ writes (the keys export reads, plus the run facts)."""
+    torch.save({"model": model.state_dict(), "config": {"widths": list(model.widths), "seed": 0, "epochs": 1},
+                "history": [{"epoch": 1, "test_acc": test_acc}], "epoch": 1, "seed": 0}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def weak_model(mnist) -> MnistNet:
+    """An MnistNet after 40 SGD steps: far below 99.4 %, but with real, distinct predictions."""
+    torch.manual_seed(0)
+    model = MnistNet()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x = torch.from_numpy(to_model_input(mnist["train_images"][:5120]))
+    y = torch.from_numpy(mnist["train_labels"][:5120])
+    model.train()
+    for xb, yb in zip(x.split(128), y.split(128), strict=True):
+        optimizer.zero_grad()
+        F.cross_entropy(model(xb), yb).backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def weak_checkpoint(weak_model, tmp_path_factory) -> Path:
+    return save_checkpoint(weak_model, tmp_path_factory.mktemp("run") / "checkpoint.pt", test_acc=80.0)
+
+
+@pytest.fixture(scope="module")
+def bundle(weak_checkpoint, tmp_path_factory) -> Path:
+    """The weak model exported with the gate off, over an older bundle that holds a stale file."""
+    out = tmp_path_factory.mktemp("export") / "bundle"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    (out / "stale.txt").write_text("from an older export")
+    assert export_main(["--checkpoint", str(weak_checkpoint), "--out", str(out), "--min-accuracy", "0"]) == 0
+    return out
+
+
+def predictions(model_path: Path, x: np.ndarray) -> np.ndarray:
+    return onnx_logits(model_path, x).argmax(1)
+
+
+# --- the fp32 model --------------------------------------------------------------------------------------------
+def test_fp32_onnx_matches_pytorch_on_1000_test_images(bundle, weak_model, mnist):
+    x = mnist["test_x"][:1000]
+    expected, actual = torch_logits(weak_model, x), onnx_logits(bundle / "mnist_fp32.onnx", x)
+    assert np.array_equal(expected.argmax(1), actual.argmax(1))
+    assert np.abs(expected - actual).max() <= 1e-4
+
+
+def test_fp32_onnx_follows_the_contract(bundle, mnist):
+    model = onnx.load(bundle / "mnist_fp32.onnx")
+    onnx.checker.check_model(model, full_check=True)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert "BatchNormalization" not in {node.op_type for node in model.graph.node}
+    assert model.graph.value_info, "shapes were not inferred"
+    session = ort.InferenceSession(str(bundle / "mnist_fp32.onnx"), providers=["CPUExecutionProvider"])
+    (image,), (logits,) = session.get_inputs(), session.get_outputs()
+    assert (image.name, image.type, image.shape[1:]) == ("image", "tensor(float)", [1, 28, 28])
+    assert (logits.name, logits.type, logits.shape[1:]) == ("logits", "tensor(float)", [10])
+    for batch in (1, 7):  # the batch dimension is dynamic
+        assert session.run(None, {"image": mnist["test_x"][:batch]})[0].shape == (batch, 10)
+
+
+# --- the int8 model --------------------------------------------------------------------------------------------
+def conv_weight_types(model: onnx.ModelProto) -> list[int]:
+    """The element type each Conv's weight is stored in (followed through a DequantizeLinear in QDQ models)."""
+    initializers = {init.name: init for init in model.graph.initializer}
+    dequantized = {node.output[0]: node.input[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
+    types = []
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            types.append(initializers[dequantized.get(node.input[1], node.input[1])].data_type)
+        elif node.op_type == "QLinearConv":
+            types.append(initializers[node.input[3]].data_type)
+    return types
+
+
+def test_int8_model_stores_every_conv_weight_in_int8(bundle):
+    fp32_convs = sum(node.op_type == "Conv" for node in onnx.load(bundle / "mnist_fp32.onnx").graph.node)
+    assert fp32_convs == 7
+    assert conv_weight_types(onnx.load(bundle / "mnist_int8.onnx")) == [onnx.TensorProto.INT8] * fp32_convs
+
+
+def test_onnx_runtime_runs_every_conv_as_an_integer_kernel(bundle, tmp_path):
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(bundle / "mnist_int8.onnx"), options, providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
+    assert ops.count("QLinearConv") == 7 and "Conv" not in ops
+
+
+def test_census_and_formats_agree(bundle, mnist, tmp_path):
+    """The QOperator format quantizes the same nodes as QDQ, and the census sees that through both layouts."""
+    fp32 = census(onnx.load(bundle / "mnist_fp32.onnx"))
+    assert fp32.int8 == [] and len(fp32.float_convolutions()) == 7
+    qdq = census(onnx.load(bundle / "mnist_int8.onnx"))
+    assert qdq.float_convolutions() == []
+    assert [n.op_type for n in qdq.fp32] == ["Sub", "Div"]  # the input normalization stays in float
+    expected = ["Conv"] * 7 + ["MaxPool"] * 2 + ["GlobalAveragePool", "Flatten"]
+    assert sorted(n.op_type for n in qdq.int8) == sorted(expected)
+    qoperator_path = tmp_path / "qoperator.onnx"
+    calibration = to_model_input(mnist["train_images"][:200])
+    qoperator = quantize(bundle / "mnist_fp32.onnx", qoperator_path, calibration, QuantSettings(format="qoperator"))
+    assert conv_weight_types(qoperator) == [onnx.TensorProto.INT8] * 7
+    assert qdq.int8_summary() == census(qoperator).int8_summary()
+    assert [n.op_type for n in census(qoperator).fp32] == ["Sub", "Div"]
+
+
+def test_entropy_calibration_differs_from_minmax(bundle, mnist, tmp_path):
+    """Guards against ONNX Runtime's default entropy histogram, with which entropy silently equals MinMax."""
+    calibration = to_model_input(mnist["train_images"][:200])
+    ranges = {}
+    for method in ("minmax", "entropy"):
+        model = quantize(bundle / "mnist_fp32.onnx", tmp_path / f"{method}.onnx", calibration,
+                         QuantSettings(method=method))
+        ranges[method] = {init.name: onnx.numpy_helper.to_array(init).tolist()
+                          for init in model.graph.initializer if init.name.endswith("_scale")}
+    assert ranges["minmax"].keys() == ranges["entropy"].keys()
+    assert ranges["minmax"] != ranges["entropy"]
+
+
+def test_ort_file_predicts_like_the_onnx_file(bundle, mnist):
+    x = mnist["test_x"]
+    assert np.array_equal(predictions(bundle / "mnist_int8.ort", x), predictions(bundle / "mnist_int8.onnx", x))
+
+
+# --- the bundle --------------------------------------------------------------------------------------------------
+def check_manifest(folder: Path) -> dict:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert set(manifest["files"]) == {p.name for p in folder.iterdir()} - {"manifest.json"}
+    for name, entry in manifest["files"].items():
+        data = (folder / name).read_bytes()
+        assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}, name
+    assert re.fullmatch(r"\d{8}-" + manifest["files"]["mnist_int8.onnx"]["sha256"][:8], manifest["version"])
+    return manifest
+
+
+def test_bundle_replaces_the_older_bundle_as_a_whole(bundle):
+    assert {p.name for p in bundle.iterdir()} == BUNDLE_FILES
+    assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")], "a staging folder was left behind"
+
+
+def test_manifest_describes_the_bundle(bundle, mnist):
+    manifest = check_manifest(bundle)
+    x, labels = mnist["test_x"], mnist["test_labels"]
+    int8, fp32 = predictions(bundle / "mnist_int8.onnx", x), predictions(bundle / "mnist_fp32.onnx", x)
+    assert manifest["accuracy"] | {"parity_max_logit_diff": 0} == {
+        "test_images": 10000, "fp32": round(100 * np.mean(fp32 == labels), 2),
+        "int8": round(100 * np.mean(int8 == labels), 2), "agreement": round(100 * np.mean(int8 == fp32), 2),
+        "unit": "percent", "parity_max_logit_diff": 0}
+    assert manifest["input"]["name"] == "image" and manifest["output"]["name"] == "logits"
+    assert manifest["labels"] == [str(d) for d in range(10)] and manifest["parameters"] == 9042
+    assert manifest["quantization"] | {"float_nodes": []} == {
+        "method": "static", "format": "QDQ", "per_channel": True, "activation_type": "QUInt8",
+        "weight_type": "QInt8", "calibration_method": "MinMax", "calibration_images": 1000,
+        "calibration_source": "MNIST training set", "int8_nodes": 11, "float_nodes": []}
+    assert manifest["training"] == {"seed": 0, "epochs": 1, "final": {"epoch": 1, "test_acc": 80.0}}
+    assert manifest["versions"]["onnxruntime"] == ort.__version__
+
+
+def test_c_header_holds_the_ort_file(bundle):
+    header = (bundle / "mnist_int8.h").read_text()
+    data = (bundle / "mnist_int8.ort").read_bytes()
+    body = header[header.index("mnist_int8_ort[") :]
+    assert bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body)) == data
+    assert f"mnist_int8_ort_len = {len(data)};" in header
+    assert hashlib.sha256(data).hexdigest() in header
+
+
+def test_bundle_files_name_no_machine_paths(bundle):
+    for name in ("required_operators.config", "report.md", "manifest.json", "mnist_int8.h"):
+        text = (bundle / name).read_text()
+        assert str(bundle.parent) not in text and "/tmp" not in text, name
+    assert "QLinearConv" in (bundle / "required_operators.config").read_text()
+
+
+# --- the gate and bad input ------------------------------------------------------------------------------------
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_gate_refuses_a_weak_model_and_leaves_the_bundle_alone(weak_checkpoint, bundle, tmp_path, capsys):
+    out = tmp_path / "models"
+    out.mkdir()
+    for path in bundle.iterdir():
+        (out / path.name).write_bytes(path.read_bytes())
+    before = snapshot(tmp_path)
+    assert export_main(["--checkpoint", str(weak_checkpoint), "--out", str(out)]) == 1
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1
+    assert re.search(r"int8 test accuracy \d+\.\d\d % is below the required 99\.40 %", message), message
+    assert snapshot(tmp_path) == before  # nothing created, replaced or left behind next to it either
+
+
+def corrupt_checkpoint(tmp_path: Path, checkpoint: Path) -> list[str]:
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(os.urandom(4096))
+    return ["--checkpoint", str(path), "--out", str(tmp_path / "out")]
+
+
+def other_architecture(tmp_path: Path, checkpoint: Path) -> list[str]:
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": torch.nn.Linear(784, 10).state_dict(), "config": {}, "history": [{"epoch": 1}]}, path)
+    return ["--checkpoint", str(path), "--out", str(tmp_path / "out")]
+
+
+def missing_checkpoint(tmp_path: Path, checkpoint: Path) -> list[str]:
+    return ["--checkpoint", str(tmp_path / "absent.pt"), "--out", str(tmp_path / "out")]
+
+
+def out_is_a_file(tmp_path: Path, checkpoint: Path) -> list[str]:
+    (tmp_path / "out").write_text("not a folder")
+    return ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "out")]
+
+
+def out_is_a_foreign_folder(tmp_path: Path, checkpoint: Path) -> list[str]:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("not a bundle")
+    return ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "out")]
+
+
+@pytest.mark.parametrize("make_args, phrase", [
+    (missing_checkpoint, "does not exist"),
+    (corrupt_checkpoint, "is corrupt"),
+    (other_architecture, "does not hold an MnistNet"),
+    (out_is_a_file, "is a file"),
+    (out_is_a_foreign_folder, "no manifest.json"),
+])
+def test_bad_input_gives_one_sentence_and_exit_code_2(make_args, phrase, weak_checkpoint, tmp_path, capsys):
+    args = make_args(tmp_path, weak_checkpoint)
+    before = snapshot(tmp_path)
+    assert export_main(args) == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and message.startswith("error: ") and phrase in message, message
+    assert snapshot(tmp_path) == before
+
+
+def fail_copying_the_second_file(monkeypatch):
+    copy, calls = shutil.copyfile, []
+
+    def copyfile(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return copy(src, dst)
+
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    return BadInput
+
+
+def interrupt_between_the_renames(monkeypatch):
+    rename = Path.rename
+
+    def interrupted(self, target):
+        if self.name.startswith(".models.new-"):
+            raise KeyboardInterrupt
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", interrupted)
+    return KeyboardInterrupt
+
+
+@pytest.mark.parametrize("break_it", [fail_copying_the_second_file, interrupt_between_the_renames])
+def test_install_that_stops_midway_keeps_the_old_bundle(break_it, tmp_path, monkeypatch):
+    finished, out = tmp_path / "finished", tmp_path / "models"
+    for folder, text in ((finished, "new"), (out, "old")):
+        folder.mkdir()
+        for name in ("manifest.json", "mnist_int8.onnx", "report.md"):
+            (folder / name).write_text(text)
+    before = snapshot(out)
+    with pytest.raises(break_it(monkeypatch)):
+        install(finished, out)
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["finished", "models"]
+
+
+# --- the shipped release bundle and the device example -----------------------------------------------------
+def test_shipped_int8_model_reaches_99_4_percent(mnist):
+    assert (SHIPPED / "mnist_int8.onnx").is_file(), "models/ ships no bundle: run `make run`"
+    accuracy = 100 * np.mean(predictions(SHIPPED / "mnist_int8.onnx", mnist["test_x"]) == mnist["test_labels"])
+    assert accuracy >= 99.4
+
+
+def test_shipped_manifest_matches_its_files():
+    manifest = check_manifest(SHIPPED)
+    assert manifest["accuracy"]["int8"] >= 99.4
+
+
+def run_example(model: Path, image: Path) -> subprocess.CompletedProcess:
+    """Runs examples/classify_image.py and reports which of torch and the project's packages it imported."""
+    probe = "\n".join([
+        "import runpy, sys",
+        "sys.argv = sys.argv[1:]",
+        "try:",
+        "    runpy.run_path(sys.argv[0], run_name='__main__')",
+        "finally:",
+        "    print('imported:', sorted({'torch', 'train', 'export', 'serve'} & set(sys.modules)))",
+    ])
+    return subprocess.run([sys.executable, "-c", probe, str(REPO / "examples" / "classify_image.py"), str(model),
+                           str(image)], capture_output=True, text=True, timeout=60, cwd=REPO / "examples")
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_example_classifies_the_sample_digits(digit):
+    result = run_example(SHIPPED / "mnist_int8.ort", REPO / "examples" / f"digit_{digit}.png")
+    first, imported = result.stdout.splitlines()
+    assert first.split()[0] == str(digit), result.stdout + result.stderr
+    assert imported == "imported: []"
+
+
+def test_example_inverts_a_dark_digit_on_white(tmp_path):
+    from PIL import Image, ImageOps
+
+    image = ImageOps.invert(Image.open(REPO / "examples" / "digit_7.png")).resize((56, 56))
+    image.save(tmp_path / "seven.png")
+    result = run_example(SHIPPED / "mnist_int8.ort", tmp_path / "seven.png")
+    assert result.stdout.startswith("7 ") and "inverted" in result.stdout, result.stdout + result.stderr
