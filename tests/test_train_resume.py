@@ -53,7 +53,8 @@ def test_cli_ctrl_c_exits_cleanly_and_outputs_are_written(tmp_path, monkeypatch,
     assert "continue with --resume" in capsys.readouterr().err
     assert (out / "checkpoint.pt").is_file() and not (out / "checkpoint.pt.tmp").exists()
 
-    assert cli.main(args + ["--resume"]) == 0
+    # The resumed run keeps its recipe: a different --epochs on the command line does not change the schedule.
+    assert cli.main(["--epochs", "5", "--resume", "--threads", "1", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert metrics["parameters"] < 10_000 and metrics["device"] == "cpu"
@@ -63,3 +64,9 @@ def test_cli_ctrl_c_exits_cleanly_and_outputs_are_written(tmp_path, monkeypatch,
 def test_resume_without_checkpoint_says_so(tmp_path):
     with pytest.raises(SystemExit, match="no checkpoint"):
         Trainer(small_config(tmp_path / "empty")).resume()
+
+
+def test_resume_from_a_corrupt_checkpoint_says_so(tmp_path, capsys):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="is not a readable checkpoint"):
+        cli.main(["--resume", "--out", str(tmp_path)])

@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=DEFAULTS.threads, help="CPU threads (0: all cores)")
     p.add_argument("--data-dir", default=None, help="folder with the four MNIST .gz files and SHA256SUMS")
     p.add_argument("--out", dest="out_dir", default=DEFAULTS.out_dir, help="run folder (default %(default)s)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in OUT from its checkpoint.pt, with the recipe it started with")
     p.add_argument("--summary", action="store_true", help="print the layer table and receptive field, then exit")
     return p
 
@@ -54,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from train.data import DataError
     from train.plots import plot_curves
-    from train.trainer import Trainer
+    from train.trainer import Trainer, resumed_config
 
+    if args.resume:
+        config = resumed_config(config)
     try:
         trainer = Trainer(config)
     except DataError as err:

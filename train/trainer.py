@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -40,6 +40,24 @@ class Config:
     data_dir: str | None = None
     out_dir: str = "runs/default"
     progress: bool = field(default_factory=lambda: sys.stdout.isatty())
+
+
+def load_checkpoint(path: Path) -> dict:
+    if not path.is_file():
+        raise SystemExit(f"--resume: no checkpoint at {path}; start without --resume.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file: say so rather than print a traceback
+        raise SystemExit(f"--resume: {path} is not a readable checkpoint ({err}).") from err
+
+
+def resumed_config(config: Config) -> Config:
+    """The recipe the interrupted run started with (so the schedule continues as planned), keeping only where
+    and how this process runs from `config`."""
+    saved = load_checkpoint(Path(config.out_dir) / "checkpoint.pt")["config"]
+    saved["widths"] = tuple(saved["widths"])
+    return replace(Config(**saved), out_dir=config.out_dir, device=config.device, threads=config.threads,
+                   progress=config.progress)
 
 
 def pick_device(name: str) -> torch.device:
@@ -153,13 +171,11 @@ class Trainer:
         os.replace(tmp, self.checkpoint_path)
 
     def resume(self) -> None:
-        if not self.checkpoint_path.is_file():
-            raise SystemExit(f"--resume: no checkpoint at {self.checkpoint_path}; start without --resume.")
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        state = load_checkpoint(self.checkpoint_path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.generator.set_state(state["generator"].to("cpu"))
+        self.generator.set_state(state["generator"].cpu())
         self.history = state["history"]
 
     # --- training ----------------------------------------------------------------------------------------
