@@ -13,7 +13,7 @@ import torch
 from export.checkpoint import TrainingRun
 from export.evaluate import Evaluation
 from export.onnx_export import INPUT, OPSET, OUTPUT
-from export.quantize import METHODS, NodeCensus, QuantSettings
+from export.quantize import FORMATS, METHODS, NodeCensus, QuantSettings
 
 NAME = "mnist"
 MANIFEST = "manifest.json"
@@ -41,7 +41,7 @@ def build_manifest(folder: Path, int8_name: str, run: TrainingRun, results: Eval
         "files": files,
         "input": {"name": INPUT, "dtype": "float32", "shape": ["N", 1, 28, 28],
                   "pixel_scale": "uint8 / 255, 0.0 to 1.0", "polarity": "white digit on black background",
-                  "normalization": "inside the graph (mean 0.1307, std 0.3081)"},
+                  "normalization": "inside the graph (mean 0.1307, std 0.3081), folded into the first Conv"},
         "output": {"name": OUTPUT, "dtype": "float32", "shape": ["N", 10],
                    "meaning": "unnormalized class scores; softmax gives probabilities"},
         "labels": [str(digit) for digit in range(10)],
@@ -49,12 +49,14 @@ def build_manifest(folder: Path, int8_name: str, run: TrainingRun, results: Eval
         "accuracy": {"test_images": len(results.labels), "fp32": results.fp32_accuracy,
                      "int8": results.int8_accuracy, "agreement": results.agreement, "unit": "percent",
                      "parity_max_logit_diff": results.parity_max_diff},
-        "quantization": {"method": "static", "format": settings.format.upper(), "per_channel": settings.per_channel,
+        "quantization": {"method": "static", "format": FORMATS[settings.format].name,
+                         "per_channel": settings.per_channel,
                          "activation_type": settings.activation_type.name, "weight_type": settings.weight_type.name,
                          "calibration_method": METHODS[settings.method].name,
                          "calibration_images": settings.calibration_images,
                          "calibration_source": "MNIST training set",
-                         "int8_nodes": len(nodes.int8), "float_nodes": [node.name for node in nodes.fp32]},
+                         "int8_nodes": len(nodes.int8), "float_nodes": [node.name for node in nodes.fp32],
+                         "int8_weights_float_compute": nodes.weight_only},
         "opset": OPSET,
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         "training": {"seed": run.seed, "epochs": run.epochs, "final": run.final},

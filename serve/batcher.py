@@ -39,10 +39,12 @@ class _Job:
 class DynamicBatcher:
     """Coalesces concurrent requests into one model run of up to `max_batch` images.
 
-    A batch takes whatever is already queued at once and then waits at most `max_delay_s` for more, so a
-    busy server fills batches without paying the delay (asyncio timers are only about 1 ms fine). Requests
-    are never split: one larger than `max_batch` runs as a batch of its own. One batch runs at a time, in a
-    worker thread, while the next one gathers.
+    A batch takes whatever is already queued and, when that is more than one request but less than
+    `max_batch` images, waits at most `max_delay_s` for more. A request that finds nobody else queued runs
+    at once: a quiet server has no one to batch it with, and the wait would cost a lone caller the whole
+    delay and more (asyncio timers are only about 1 ms fine). Requests are never split: one larger than
+    `max_batch` runs as a batch of its own. One batch runs at a time, in a worker thread, while requests for
+    the next one queue.
     """
 
     def __init__(self, run: RunFn, metrics: Metrics, max_batch: int, max_delay_s: float) -> None:
@@ -94,7 +96,7 @@ class DynamicBatcher:
                 job = self._queue.popleft()
                 jobs.append(job)
                 size += len(job.images)
-            if size >= self._max_batch or self._queue:  # full, or the next request would not fit
+            if size >= self._max_batch or self._queue or len(jobs) == 1:  # full, next would not fit, or alone
                 return jobs
             if not await self._wait_for_arrival(closes_at - loop.time()):
                 return jobs

@@ -11,7 +11,7 @@ from typing import Any
 from serve import logs
 from serve.bundle import load_card
 from serve.errors import StartupError
-from serve.model import OnnxModel, resolve_provider
+from serve.model import DEFAULT_THREADS, OnnxModel, resolve_provider
 from serve.server import ServerConfig, serve
 
 BUNDLE = "models"
@@ -41,8 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default=DEFAULTS.model_name, help="model name in the v2 API (default: %(default)s)")
     p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
                    help="ONNX Runtime execution provider; auto picks CUDA when present (default: %(default)s)")
-    p.add_argument("--threads", type=at_least(int, 0), default=0,
-                   help="ONNX Runtime intra-op threads, 0 = one per core (default: %(default)s)")
+    p.add_argument("--threads", type=at_least(int, 0), default=DEFAULT_THREADS,
+                   help="ONNX Runtime intra-op threads per model run, 0 = one per core (default: %(default)s)")
     p.add_argument("--no-batching", dest="batching", action="store_false", help="one model run per request")
     p.add_argument("--max-batch", type=at_least(int, 1), default=DEFAULTS.max_batch,
                    help="most images in one coalesced run (default: %(default)s)")

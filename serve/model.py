@@ -17,6 +17,8 @@ NUM_CLASSES = 10
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 # CPU stays in the CUDA list: ONNX Runtime places operators without CUDA kernels (the int8 ones) there.
 PROVIDERS = {"cpu": [CPU], "cuda": [CUDA, CPU]}
+# One intra-op thread per run: the batcher runs one batch at a time, and the other cores serve gRPC meanwhile.
+DEFAULT_THREADS = 1
 
 
 def resolve_provider(choice: str) -> str:
@@ -35,7 +37,7 @@ def resolve_provider(choice: str) -> str:
 class OnnxModel:
     """One inference session; `run` takes float32 [N, 1, 28, 28] pixels (0-1) and returns [N, 10] logits."""
 
-    def __init__(self, path: Path, provider: str, threads: int = 0) -> None:
+    def __init__(self, path: Path, provider: str, threads: int = DEFAULT_THREADS) -> None:
         self.path = path
         try:
             self.session = ort.InferenceSession(str(path), session_options(threads), providers=PROVIDERS[provider])
@@ -62,6 +64,8 @@ class OnnxModel:
 def session_options(threads: int, profile_prefix: str | None = None) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads  # 0 lets ONNX Runtime use one thread per core
+    # Idle pool threads would otherwise spin for work, burning CPU that gRPC needs, between the short runs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if profile_prefix:
         options.enable_profiling = True
         options.profile_file_prefix = profile_prefix

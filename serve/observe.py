@@ -22,6 +22,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         self._calls = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}  # the observed handler of each unary method
 
     async def wait_idle(self) -> None:
         """Returns once every unary call has ended, its answer sent."""
@@ -39,14 +40,19 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:  # streams (health Watch, reflection) pass as they are
             return handler
-        observed = self._observe(details.method.lstrip("/"), handler.unary_unary, handler.request_deserializer)
-        return grpc.unary_unary_rpc_method_handler(observed, response_serializer=handler.response_serializer)
+        observed = self._handlers.get(details.method)
+        if observed is None:  # services register one handler per method, so it is wrapped once
+            behavior = self._observe(details.method.lstrip("/"), handler.unary_unary, handler.request_deserializer)
+            observed = grpc.unary_unary_rpc_method_handler(behavior, response_serializer=handler.response_serializer)
+            self._handlers[details.method] = observed
+        return observed
 
     def _observe(
         self, method: str, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
         deserialize: Callable[[bytes], Any],
     ) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Any]]:
         metrics = self._metrics
+        latency, answered = metrics.latency.labels(method), metrics.requests.labels(method, "OK")
 
         async def observed(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -70,8 +76,8 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 seconds = time.perf_counter() - started
                 metrics.in_flight.dec()
-                metrics.requests.labels(method, code.name).inc()
-                metrics.latency.labels(method).observe(seconds)
+                (answered if code == grpc.StatusCode.OK else metrics.requests.labels(method, code.name)).inc()
+                latency.observe(seconds)
                 if self._log_requests:
                     log("request", method=method, code=code.name, ms=round(seconds * 1000, 3))
 

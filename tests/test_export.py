@@ -22,12 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from export.bundle import install
+from export.compact import compact
 from export.cli import main as export_main
 from export.errors import BadInput
 from export.evaluate import onnx_logits, to_model_input, torch_logits
 from export.quantize import QuantSettings, census, quantize
+from export.rewrite import fold_normalization, widen_for_int8
 from train.data import load_split
-from train.model import MnistNet
+from train.model import MnistNet, Normalize
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models"
@@ -99,8 +101,10 @@ def test_fp32_onnx_follows_the_contract(bundle, mnist):
     model = onnx.load(bundle / "mnist_fp32.onnx")
     onnx.checker.check_model(model, full_check=True)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
-    assert "BatchNormalization" not in {node.op_type for node in model.graph.node}
-    assert model.graph.value_info, "shapes were not inferred"
+    ops = {node.op_type for node in model.graph.node}
+    assert not ops & {"BatchNormalization", "Sub", "Div"}, "BatchNorm or the input normalization was not folded"
+    inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    assert [d.dim_param or d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim] == ["N", 10]
     session = ort.InferenceSession(str(bundle / "mnist_fp32.onnx"), providers=["CPUExecutionProvider"])
     (image,), (logits,) = session.get_inputs(), session.get_outputs()
     assert (image.name, image.type, image.shape[1:]) == ("image", "tensor(float)", [1, 28, 28])
@@ -129,29 +133,38 @@ def test_int8_model_stores_every_conv_weight_in_int8(bundle):
     assert conv_weight_types(onnx.load(bundle / "mnist_int8.onnx")) == [onnx.TensorProto.INT8] * fp32_convs
 
 
-def test_onnx_runtime_runs_every_conv_as_an_integer_kernel(bundle, tmp_path):
+def test_onnx_runtime_runs_every_conv_but_the_first_as_an_integer_kernel(bundle, tmp_path):
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(str(bundle / "mnist_int8.onnx"), options, providers=["CPUExecutionProvider"])
     ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
-    assert ops.count("QLinearConv") == 7 and "Conv" not in ops
+    assert ops.count("QLinearConv") == 6 and sum("Conv" in op for op in ops) == 7  # + the float first Conv
+    # The float Conv kept the plain layout: no blocked (NCHWc) one to reorder before quantizing (slower here).
+    assert not {"ReorderInput", "ReorderOutput"} & set(ops)
+
+
+def test_int8_convolutions_have_at_least_16_output_channels(bundle):
+    """ONNX Runtime's fast int8 convolution kernel takes no narrower ones (see export.rewrite)."""
+    model = onnx.load(bundle / "mnist_int8.onnx")
+    weights = {init.name: init for init in model.graph.initializer}
+    widths = [weights[node.input[3]].dims[0] for node in model.graph.node if node.op_type == "QLinearConv"]
+    assert widths[:-1] == [16] * 5 and widths[-1] == 10  # the 1x1 classifier has one output per class
 
 
 def test_census_and_formats_agree(bundle, mnist, tmp_path):
     """The QOperator format quantizes the same nodes as QDQ, and the census sees that through both layouts."""
     fp32 = census(onnx.load(bundle / "mnist_fp32.onnx"))
     assert fp32.int8 == [] and len(fp32.float_convolutions()) == 7
-    qdq = census(onnx.load(bundle / "mnist_int8.onnx"))
-    assert qdq.float_convolutions() == []
-    assert [n.op_type for n in qdq.fp32] == ["Sub", "Div"]  # the input normalization stays in float
-    expected = ["Conv"] * 7 + ["MaxPool"] * 2 + ["GlobalAveragePool", "Flatten"]
-    assert sorted(n.op_type for n in qdq.int8) == sorted(expected)
-    qoperator_path = tmp_path / "qoperator.onnx"
+    qoperator = census(onnx.load(bundle / "mnist_int8.onnx"))
+    assert [n.op_type for n in qoperator.fp32] == ["Pad", "Conv", "Relu"]  # the first convolution stays in float
+    expected = ["QLinearConv"] * 6 + ["MaxPool"] * 2 + ["QLinearGlobalAveragePool", "Flatten"]
+    assert sorted(n.op_type for n in qoperator.int8) == sorted(expected)
+    qdq_path = tmp_path / "qdq.onnx"
     calibration = to_model_input(mnist["train_images"][:200])
-    qoperator = quantize(bundle / "mnist_fp32.onnx", qoperator_path, calibration, QuantSettings(format="qoperator"))
-    assert conv_weight_types(qoperator) == [onnx.TensorProto.INT8] * 7
-    assert qdq.int8_summary() == census(qoperator).int8_summary()
-    assert [n.op_type for n in census(qoperator).fp32] == ["Sub", "Div"]
+    qdq = quantize(bundle / "mnist_fp32.onnx", qdq_path, calibration, QuantSettings(format="qdq"))
+    assert conv_weight_types(qdq) == [onnx.TensorProto.INT8] * 7
+    assert qoperator.int8_summary() == census(qdq).int8_summary() == "Conv x6, MaxPool x2, GlobalAveragePool, Flatten"
+    assert [n.op_type for n in census(qdq).fp32] == ["Pad", "Conv", "Relu"]
 
 
 def test_entropy_calibration_differs_from_minmax(bundle, mnist, tmp_path):
@@ -161,15 +174,54 @@ def test_entropy_calibration_differs_from_minmax(bundle, mnist, tmp_path):
     for method in ("minmax", "entropy"):
         model = quantize(bundle / "mnist_fp32.onnx", tmp_path / f"{method}.onnx", calibration,
                          QuantSettings(method=method))
-        ranges[method] = {init.name: onnx.numpy_helper.to_array(init).tolist()
-                          for init in model.graph.initializer if init.name.endswith("_scale")}
-    assert ranges["minmax"].keys() == ranges["entropy"].keys()
+        # Activation scales: the float scalars (weight scales are per channel, bias and weights are integers).
+        ranges[method] = [float(onnx.numpy_helper.to_array(init)) for init in model.graph.initializer
+                          if init.data_type == onnx.TensorProto.FLOAT and not init.dims]
+    assert len(ranges["minmax"]) == len(ranges["entropy"]) >= 7
     assert ranges["minmax"] != ranges["entropy"]
 
 
 def test_ort_file_predicts_like_the_onnx_file(bundle, mnist):
     x = mnist["test_x"]
     assert np.array_equal(predictions(bundle / "mnist_int8.ort", x), predictions(bundle / "mnist_int8.onnx", x))
+
+
+# --- the equivalent rewrites and the file sizes --------------------------------------------------------------
+@pytest.mark.parametrize("rewrite", [fold_normalization, widen_for_int8,
+                                     lambda model: fold_normalization(widen_for_int8(model))])
+def test_rewrites_keep_the_logits(rewrite, weak_model, mnist):
+    x = torch.from_numpy(mnist["test_x"][:1000])
+    with torch.no_grad():
+        assert torch.allclose(rewrite(weak_model)(x), weak_model(x), rtol=0, atol=1e-5)
+
+
+def test_folding_moves_the_normalization_into_the_first_conv(weak_model):
+    folded = fold_normalization(weak_model)
+    pad, first = folded.features[0], folded.features[1][0]
+    assert isinstance(pad, torch.nn.ConstantPad2d) and pad.value == pytest.approx(0.1307)
+    assert first.padding == (0, 0) and not any(isinstance(m, Normalize) for m in folded.modules())
+    assert weak_model.features[1][0].padding == (1, 1)  # the trained model is left as it was
+
+
+def test_widening_adds_only_zero_channels(weak_model):
+    wide = widen_for_int8(weak_model)
+    assert wide.widths == (8, 16, 16, 16, 16, 16)
+    weight = wide.features[2][0].weight  # the second convolution: 8 -> 16 channels
+    assert weight[8:].abs().sum() == 0 and torch.equal(weight[:8], weak_model.features[2][0].weight)
+
+
+def test_compaction_keeps_the_contract_names_and_the_function(bundle, mnist, tmp_path):
+    model = onnx.load(bundle / "mnist_int8.onnx")
+    names = {name for node in model.graph.node for name in [*node.input, *node.output]} - {"image", "logits", ""}
+    assert max(map(len, names)) <= 2 and not model.graph.value_info
+    before = onnx_logits(bundle / "mnist_int8.onnx", mnist["test_x"][:100])
+    compact(model)  # compacting again renames every tensor once more: the function must not change
+    onnx.save(model, tmp_path / "again.onnx")
+    assert np.array_equal(onnx_logits(tmp_path / "again.onnx", mnist["test_x"][:100]), before)
+
+
+def test_int8_file_is_at_most_40_percent_of_the_fp32_file(bundle):
+    assert (bundle / "mnist_int8.onnx").stat().st_size <= 0.4 * (bundle / "mnist_fp32.onnx").stat().st_size
 
 
 # --- the bundle --------------------------------------------------------------------------------------------------
@@ -198,10 +250,11 @@ def test_manifest_describes_the_bundle(bundle, mnist):
         "unit": "percent", "parity_max_logit_diff": 0}
     assert manifest["input"]["name"] == "image" and manifest["output"]["name"] == "logits"
     assert manifest["labels"] == [str(d) for d in range(10)] and manifest["parameters"] == 9042
-    assert manifest["quantization"] | {"float_nodes": []} == {
-        "method": "static", "format": "QDQ", "per_channel": True, "activation_type": "QUInt8",
+    assert manifest["quantization"] == {
+        "method": "static", "format": "QOperator", "per_channel": True, "activation_type": "QUInt8",
         "weight_type": "QInt8", "calibration_method": "MinMax", "calibration_images": 1000,
-        "calibration_source": "MNIST training set", "int8_nodes": 11, "float_nodes": []}
+        "calibration_source": "MNIST training set", "int8_nodes": 10, "float_nodes": ["Pad0", "Conv0", "Relu0"],
+        "int8_weights_float_compute": ["Conv0"]}
     assert manifest["training"] == {"seed": 0, "epochs": 1, "final": {"epoch": 1, "test_acc": 80.0}}
     assert manifest["versions"]["onnxruntime"] == ort.__version__
 

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import numpy as np
 import onnxruntime as ort
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -17,6 +18,9 @@ from serve_harness import BUNDLE, MODEL, REPO, ServerProcess, copy_bundle, mnist
 from serve.client import ClassifierClient
 
 IMAGE = mnist_test_set(1)[0]
+# A request large enough that its model run (about a second on one core) outlasts what a test does meanwhile.
+LARGE = np.repeat(IMAGE, 20_000, axis=0)
+LARGE_REQUESTS = ("--max-images", str(len(LARGE)), "--max-message-mb", "64")
 
 
 def wait_until(condition, timeout: float = 10) -> None:
@@ -27,20 +31,23 @@ def wait_until(condition, timeout: float = 10) -> None:
 
 
 def test_sigterm_drains_in_flight_calls_then_exits_0(tmp_path):
-    # A long batch delay keeps the calls queued while the signal arrives.
+    # One large request keeps the model busy while small calls queue behind it and the signal arrives.
     with (
-        ServerProcess(tmp_path / "log.jsonl", "--max-batch-delay-ms", "1500", "--grace", "10") as server,
+        ServerProcess(tmp_path / "log.jsonl", *LARGE_REQUESTS, "--grace", "10") as server,
         grpc.insecure_channel(server.target) as channel,
         ClassifierClient(server.target) as client,
-        ThreadPoolExecutor(4) as callers,
+        ThreadPoolExecutor(5) as callers,
     ):
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        large = callers.submit(client.predict, LARGE)
+        wait_until(lambda: server.metric("mnist_edge_in_flight_requests") == 1)
         calls = [callers.submit(client.predict, IMAGE) for _ in range(4)]
-        wait_until(lambda: server.metric("mnist_edge_in_flight_requests") == 4)
+        wait_until(lambda: server.metric("mnist_edge_in_flight_requests") == 5)
         server.process.send_signal(signal.SIGTERM)
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
         watch.cancel()
+        assert len(large.result(timeout=60).predictions) == len(LARGE)
         assert all(len(call.result(timeout=20).predictions) == 1 for call in calls)
         assert server.process.wait(timeout=20) == 0
     assert [event["event"] for event in server.events()] == ["start", "draining", "stop"]
@@ -60,15 +67,21 @@ def test_sigint_stops_at_once_when_only_a_health_watch_is_open(tmp_path):
 
 
 def test_work_for_an_expired_deadline_is_skipped(tmp_path):
-    with ServerProcess(tmp_path / "log.jsonl", "--max-batch-delay-ms", "500") as server:
+    with (
+        ServerProcess(tmp_path / "log.jsonl", *LARGE_REQUESTS) as server,
+        ClassifierClient(server.target) as client,
+        ThreadPoolExecutor(1) as caller,
+    ):
+        large = caller.submit(client.predict, LARGE)  # the hasty call below waits its turn behind this one
+        wait_until(lambda: server.metric("mnist_edge_in_flight_requests") == 1)
         with ClassifierClient(server.target, timeout=0.1) as hasty, pytest.raises(grpc.RpcError) as error:
             hasty.predict(IMAGE)
         assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        time.sleep(0.8)  # past the batch delay: the batch would have run by now
-        assert server.metric("mnist_edge_batch_size_images_count") == 0
-        with ClassifierClient(server.target) as patient:
-            assert len(patient.predict(IMAGE).predictions) == 1
-        assert server.metric("mnist_edge_batch_size_images_count") == 1
+        assert len(large.result(timeout=60).predictions) == len(LARGE)
+        wait_until(lambda: server.metric("mnist_edge_in_flight_requests") == 0)
+        assert server.metric("mnist_edge_batch_size_images_count") == 1  # the large request's run only
+        assert len(client.predict(IMAGE).predictions) == 1
+        assert server.metric("mnist_edge_batch_size_images_count") == 2
         assert server.stop() == 0
 
 

@@ -1,5 +1,5 @@
 """2,000 single-image Predict calls from 32 concurrent callers: no errors, and every caller gets exactly its
-own answer, with dynamic batching on and off."""
+own answer, with dynamic batching on and off. A lone caller never waits for company."""
 from __future__ import annotations
 
 import time
@@ -33,3 +33,17 @@ def test_concurrent_callers_each_get_their_own_answer(tmp_path, mode):
     else:
         assert batches < CALLS  # concurrent calls really were coalesced
     print(f"{mode or 'batching'}: {CALLS / seconds:.0f} calls/s, {CALLS / batches:.1f} images per run")
+
+
+def test_a_lone_call_does_not_wait_for_the_batch_delay(tmp_path):
+    image = mnist_test_set(1)[0]
+    with (
+        ServerProcess(tmp_path / "log.jsonl", "--max-batch-delay-ms", "2000") as server,
+        ClassifierClient(server.target) as client,
+    ):
+        client.predict(image)  # the first call sets up the connection
+        started = time.perf_counter()
+        for _ in range(5):
+            client.predict(image)
+        assert time.perf_counter() - started < 2.0  # one wait for company would take 2 s
+        assert server.stop() == 0

@@ -50,3 +50,8 @@ def test_cli_reports_corrupt_data_in_one_sentence(data_copy, tmp_path):
     assert result.returncode == 2
     assert "train-labels-idx1-ubyte.gz is corrupt" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_data_dir_that_does_not_exist_is_an_error(tmp_path):
+    with pytest.raises(DataError, match="is not a folder"):
+        load_split(train=False, data_dir=tmp_path / "nowhere", cache_dir=tmp_path)

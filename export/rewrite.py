@@ -1,0 +1,61 @@
+"""Equivalent forms of a trained MnistNet: the same function, laid out so that ONNX Runtime's CPU kernels run it
+faster. Both rewrites are exact up to float rounding; the export checks them against the original network."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from train.model import MnistNet, Normalize
+
+# ONNX Runtime's fast int8 convolution (MLAS "ConvSym": indirect, requantization fused) takes only convolutions
+# with at least 16 output channels and input channels in multiples of 4; narrower ones fall back to im2col and
+# a GEMM that runs slower than the float NCHWc kernels.
+INT8_KERNEL_MIN_CHANNELS = 16
+
+
+def fold_normalization(model: MnistNet) -> MnistNet:
+    """Moves the input standardization (x - mean) / std into the first convolution, removing two float ops.
+
+    conv(zero-pad((x - mean) / std), W) equals conv(pad x with mean, W / std) - (mean / std) * sum(W): the padding
+    moves out of the convolution into a constant Pad of the raw pixels with the mean.
+    """
+    folded = copy.deepcopy(model).eval()
+    normalize, block = folded.features[0], folded.features[1]
+    first = block[0]
+    if not isinstance(normalize, Normalize) or not isinstance(first, nn.Conv2d):
+        raise TypeError("expected an MnistNet whose features start with Normalize and a convolution")
+    conv = nn.Conv2d(first.in_channels, first.out_channels, first.kernel_size, stride=first.stride, padding=0)
+    with torch.no_grad():
+        conv.weight.copy_(first.weight / normalize.std)
+        shift = (normalize.mean / normalize.std) * first.weight.sum(dim=(1, 2, 3))
+        conv.bias.copy_((first.bias if first.bias is not None else 0) - shift)
+    block[0] = conv
+    pad_h, pad_w = first.padding
+    folded.features[0] = nn.ConstantPad2d((pad_w, pad_w, pad_h, pad_h), normalize.mean)
+    return folded
+
+
+def widen_for_int8(model: MnistNet) -> MnistNet:
+    """Gives every convolution after the first at least INT8_KERNEL_MIN_CHANNELS outputs by adding all-zero filters.
+
+    The added channels are zero after BatchNorm (scale and shift 0), ReLU and pooling, and the next convolution's
+    weights for them are zero, so the logits do not change. The first convolution (one input channel) suits no int8
+    kernel and stays in float, so its width is kept.
+    """
+    first, *rest = model.widths
+    widths = (first, *(max(width, INT8_KERNEL_MIN_CHANNELS) for width in rest))
+    wide = MnistNet(widths).eval()
+    state = wide.state_dict()
+    for name, value in model.state_dict().items():
+        target = state[name]
+        if target.dim():  # tensors: the original values in the leading corner, zeros elsewhere
+            target.zero_()
+            if name.endswith("running_var"):
+                target.fill_(1)  # keeps BatchNorm well defined on the added channels
+            target[tuple(slice(0, size) for size in value.shape)] = value
+        else:  # counters such as num_batches_tracked
+            target.copy_(value)
+    wide.load_state_dict(state)
+    return wide
