@@ -1,7 +1,6 @@
 """manifest.json: what a reader of the bundle needs to trust and use it, without opening the models."""
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,13 +13,10 @@ from export.checkpoint import TrainingRun
 from export.evaluate import Evaluation
 from export.onnx_export import INPUT, OPSET, OUTPUT
 from export.quantize import FORMATS, METHODS, NodeCensus, QuantSettings
+from train.data import sha256_of
 
 NAME = "mnist"
 MANIFEST = "manifest.json"
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def file_entries(folder: Path) -> dict[str, dict]:

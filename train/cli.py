@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.resume:
         trainer.resume()
-    print(f"training on {trainer.metrics()['device']}: {trainer.metrics()['parameters']:,} parameters, "
+    summary = trainer.metrics()
+    print(f"training on {summary['device']}: {summary['parameters']:,} parameters, "
           f"{config.epochs} epochs, seed {config.seed}, run folder {trainer.out_dir}", flush=True)
     try:
         history = trainer.run()
