@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUN    ?= runs/default
 
-.PHONY: run train export serve protos test test-fast clean
+.PHONY: run train export serve protos test test-fast bench clean
 
 # The stamp is rebuilt when pyproject.toml changes, so new dependencies get installed.
 $(VENV)/.installed: pyproject.toml
@@ -35,6 +35,13 @@ test: $(VENV)/.installed
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow"
+
+# Every benchmark, one after the other so they do not share the CPU (about 25 minutes on 2 cores); each
+# prints its table and saves it with a plot to benchmarks/results/.
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/train_speed.py --seeds 5
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

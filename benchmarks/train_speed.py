@@ -1,10 +1,13 @@
 """Training speed and accuracy of the default recipe: seconds per epoch and in total, and the final-epoch test
-accuracy for each seed, with mean and spread.
+accuracy for each seed, with mean and spread, for one or more training precisions.
 
-    python benchmarks/train_speed.py --seeds 5            # the default recipe, seeds 0..4
-    python benchmarks/train_speed.py --seeds 1 --epochs 3 # a quick look
+    python benchmarks/train_speed.py --seeds 5                       # the default recipe, seeds 0..4
+    python benchmarks/train_speed.py --seeds 2 --precision bf16 fp32 --name train_speed_precision
+    python benchmarks/train_speed.py --seeds 1 --epochs 3            # a quick look
 
-Figures are printed and saved to benchmarks/results/train_speed_<device>.json and .md.
+With several precisions the runs take turns seed by seed, so the speed ratio is taken under the same machine
+load. Figures are printed and saved to benchmarks/results/<name>.json and .md (default name:
+train_speed_<device>).
 """
 from __future__ import annotations
 
@@ -23,19 +26,23 @@ from train.trainer import Config, Trainer
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_seed(config: Config, seed: int, runs_dir: Path) -> dict:
-    trainer = Trainer(replace(config, seed=seed, out_dir=str(runs_dir / f"seed{seed}"), progress=False))
+def run_seed(config: Config, runs_dir: Path) -> dict:
+    folder = runs_dir / f"{config.precision}-seed{config.seed}"
+    trainer = Trainer(replace(config, out_dir=str(folder), progress=False))
     tic = time.perf_counter()
     history = trainer.run()
     total = time.perf_counter() - tic
     trainer.write_metrics()
+    metrics = trainer.metrics()
     return {
-        "seed": seed,
+        "seed": config.seed,
+        "precision": metrics["precision"],
         "final_test_acc": history[-1]["test_acc"],
         "epoch_seconds": [round(e["seconds"], 2) for e in history],
         "total_seconds": round(total, 1),
-        "device": trainer.metrics()["device"],
-        "parameters": trainer.metrics()["parameters"],
+        "device": metrics["device"],
+        "parameters": metrics["parameters"],
+        "run_folder": str(folder),
     }
 
 
@@ -43,6 +50,7 @@ def summarize(runs: list[dict]) -> dict:
     accs = [r["final_test_acc"] for r in runs]
     totals = [r["total_seconds"] for r in runs]
     return {
+        "runs": len(runs),
         "accuracy_mean": round(statistics.mean(accs), 3),
         "accuracy_std": round(statistics.stdev(accs), 3) if len(accs) > 1 else 0.0,
         "accuracy_min": min(accs),
@@ -52,16 +60,24 @@ def summarize(runs: list[dict]) -> dict:
     }
 
 
-def markdown(config: Config, runs: list[dict], summary: dict) -> str:
-    lines = [f"Default recipe, {config.epochs} epochs, on {runs[0]['device']} ({platform.processor() or platform.machine()}, "
-             f"{torch.get_num_threads()} threads), {runs[0]['parameters']:,} parameters, torch {torch.__version__}.",
-             "", "| seed | final-epoch test accuracy (%) | s / epoch | total s |", "|---|---|---|---|"]
+def markdown(command: str, config: Config, runs: list[dict], summaries: dict[str, dict]) -> str:
+    first = runs[0]
+    lines = [f"`{command}`: default recipe, {config.epochs} epochs, on {first['device']} "
+             f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
+             f"{first['parameters']:,} parameters, torch {torch.__version__}.", "",
+             "| precision | seed | final-epoch test accuracy (%) | s / epoch | total s |", "|---|---|---|---|---|"]
     for r in runs:
         per_epoch = sum(r["epoch_seconds"]) / len(r["epoch_seconds"])
-        lines.append(f"| {r['seed']} | {r['final_test_acc']:.2f} | {per_epoch:.1f} | {r['total_seconds']:.0f} |")
-    lines.append(f"| mean ± std | {summary['accuracy_mean']:.3f} ± {summary['accuracy_std']:.3f} "
-                 f"(min {summary['accuracy_min']:.2f}) | {summary['epoch_seconds_mean']:.1f} | "
-                 f"{summary['total_seconds_mean']:.0f} |")
+        lines.append(f"| {r['precision']} | {r['seed']} | {r['final_test_acc']:.2f} | {per_epoch:.1f} | "
+                     f"{r['total_seconds']:.0f} |")
+    for precision, s in summaries.items():
+        lines.append(f"| {precision} | mean ± std | {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} "
+                     f"(min {s['accuracy_min']:.2f}) | {s['epoch_seconds_mean']:.1f} | {s['total_seconds_mean']:.0f} |")
+    if len(summaries) > 1:
+        base, *others = summaries.items()
+        for precision, s in others:
+            lines.append(f"\nTotal time {precision} / {base[0]}: "
+                         f"{s['total_seconds_mean'] / base[1]['total_seconds_mean']:.2f}x.")
     return "\n".join(lines) + "\n"
 
 
@@ -70,22 +86,32 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="runs with seeds 0..N-1")
     parser.add_argument("--epochs", type=int, default=Config.epochs)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--precision", nargs="+", choices=["auto", "bf16", "fp32"], default=["auto"],
+                        help="training precisions to run, taking turns seed by seed (default: auto)")
+    parser.add_argument("--name", help="results file stem (default train_speed_<device>)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/train_speed"),
-                        help="each seed's run folder (checkpoint, metrics) goes here")
+                        help="each run's folder (checkpoint, metrics) goes here")
     args = parser.parse_args()
 
     config = Config(epochs=args.epochs, device=args.device)
     runs = []
     for seed in range(args.seeds):
-        runs.append(run_seed(config, seed, args.runs_dir))
-        r = runs[-1]
-        print(f"seed {seed}: final test accuracy {r['final_test_acc']:.2f}% in {r['total_seconds']:.0f} s", flush=True)
-    summary = summarize(runs)
-    table = markdown(config, runs, summary)
+        for precision in args.precision:
+            runs.append(run_seed(replace(config, seed=seed, precision=precision), args.runs_dir))
+            r = runs[-1]
+            print(f"{r['precision']} seed {seed}: final test accuracy {r['final_test_acc']:.2f}% "
+                  f"in {r['total_seconds']:.0f} s", flush=True)
+    precisions = dict.fromkeys(r["precision"] for r in runs)
+    summaries = {p: summarize([r for r in runs if r["precision"] == p]) for p in precisions}
+    command = "python benchmarks/train_speed.py " + " ".join(
+        f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items()
+        if v is not None and k != "runs_dir")
+    table = markdown(command, config, runs, summaries)
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"train_speed_{'cuda' if runs[0]['device'].startswith('cuda') else 'cpu'}"
-    stem.with_suffix(".json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
+    stem = RESULTS / (args.name or f"train_speed_{'cuda' if runs[0]['device'].startswith('cuda') else 'cpu'}")
+    stem.with_suffix(".json").write_text(json.dumps({"command": command, "runs": runs, "summaries": summaries},
+                                                    indent=2))
     stem.with_suffix(".md").write_text(table)
     print(f"saved {stem}.json and {stem}.md")
 

@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on only the first N training images (quick trials; 0: all)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULTS.device)
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=DEFAULTS.precision,
+                   help="training-step arithmetic; auto: bf16 where the GPU or CPU runs it natively, else fp32")
     p.add_argument("--threads", type=int, default=DEFAULTS.threads, help="CPU threads (0: all cores)")
     p.add_argument("--data-dir", default=None, help="folder with the four MNIST .gz files and SHA256SUMS")
     p.add_argument("--out", dest="out_dir", default=DEFAULTS.out_dir, help="run folder (default %(default)s)")
