@@ -220,6 +220,12 @@ def test_compaction_keeps_the_contract_names_and_the_function(bundle, mnist, tmp
     assert np.array_equal(onnx_logits(tmp_path / "again.onnx", mnist["test_x"][:100]), before)
 
 
+def test_no_initializer_is_stored_twice(bundle):
+    tensors = onnx.load(bundle / "mnist_int8.onnx").graph.initializer
+    contents = {(t.data_type, tuple(t.dims), onnx.numpy_helper.to_array(t).tobytes()) for t in tensors}
+    assert len(contents) == len(tensors)
+
+
 def test_int8_file_is_at_most_40_percent_of_the_fp32_file(bundle):
     assert (bundle / "mnist_int8.onnx").stat().st_size <= 0.4 * (bundle / "mnist_fp32.onnx").stat().st_size
 
