@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUN    ?= runs/default
 
-.PHONY: run train export serve protos test test-fast bench clean
+.PHONY: run train export serve protos test test-fast lint bench clean
 
 # The stamp is rebuilt when pyproject.toml changes, so new dependencies get installed.
 $(VENV)/.installed: pyproject.toml
@@ -30,14 +30,17 @@ serve: $(VENV)/.installed
 protos: $(VENV)/.installed
 	$(BIN)/python protos/generate.py
 
-test: $(VENV)/.installed
+test: lint
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow"
 
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
 # Every benchmark, one after the other so they do not share the CPU (about 25 minutes on 2 cores); each
-# prints its table and saves it with a plot to benchmarks/results/.
+# prints its table and saves it to benchmarks/results/.
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/serve.py

@@ -180,16 +180,20 @@ def wait_until_ready(server: Server, log_path: Path) -> None:
     raise TimeoutError(f"the server was not ready within {START_TIMEOUT_S} s:\n{log_path.read_text()}")
 
 
+def fixed_reply(service: str, method: str, reply: bytes) -> grpc.GenericRpcHandler:
+    """A handler that answers every call with the same serialized message (bytes in, bytes out: no parsing)."""
+    return grpc.method_handlers_generic_handler(
+        service, {method: grpc.unary_unary_rpc_method_handler(lambda request, context: reply)})
+
+
 async def echo_server(port: int) -> None:
     """Answers every Predict with one fixed prediction, and ModelReady with ready, running no model."""
     answer = pb.PredictResponse(predictions=[pb.Prediction(label=0, confidence=1.0, probabilities=[1.0] + [0.0] * 9)])
-    ready = v2.ModelReadyResponse(ready=True)
     server = grpc.aio.server()
     server.add_generic_rpc_handlers([
-        grpc.method_handlers_generic_handler(service, {method: grpc.unary_unary_rpc_method_handler(
-            lambda request, context, reply=reply.SerializeToString(): reply)})  # bytes in, bytes out
-        for service, method, reply in (("mnist_edge.v1.Classifier", "Predict", answer),
-                                       ("inference.GRPCInferenceService", "ModelReady", ready))
+        fixed_reply("mnist_edge.v1.Classifier", "Predict", answer.SerializeToString()),
+        fixed_reply("inference.GRPCInferenceService", "ModelReady",
+                    v2.ModelReadyResponse(ready=True).SerializeToString()),
     ])
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()

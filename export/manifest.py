@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import onnx
@@ -27,7 +27,7 @@ def file_entries(folder: Path) -> dict[str, dict]:
 
 def build_manifest(folder: Path, int8_name: str, run: TrainingRun, results: Evaluation, nodes: NodeCensus,
                    settings: QuantSettings, parameters: int, now: datetime | None = None) -> dict:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     files = file_entries(folder)
     return {
         "format": 1,

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from export.bundle import install
-from export.compact import compact
 from export.cli import main as export_main
+from export.compact import compact
 from export.errors import BadInput
 from export.evaluate import onnx_logits, to_model_input, torch_logits
 from export.quantize import QuantSettings, census, quantize

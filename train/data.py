@@ -76,7 +76,8 @@ def unpack(data_dir: Path, cache_dir: Path) -> Path:
     return cache_dir
 
 
-def load_split(train: bool, data_dir: Path | None = None, cache_dir: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_split(train: bool, data_dir: Path | None = None,
+               cache_dir: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (images uint8 [N, 28, 28], labels int64 [N]) of the training or the test split.
 
     Without the vendored folder (an install without the checkout's data/) torchvision downloads the files,
