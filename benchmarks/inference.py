@@ -61,9 +61,9 @@ def torch_model(checkpoint: Path | None) -> MnistNet:
     return model.eval()
 
 
-def runners(bundle: Path, checkpoint: Path | None, threads: int,
+def runners(bundle: Path, model: MnistNet, threads: int,
             extra: dict[str, Path]) -> dict[str, Callable[[np.ndarray], object]]:
-    model = torch_model(checkpoint)
+    """The engines, each with a new ONNX Runtime session (the PyTorch model is built once by the caller)."""
 
     @torch.inference_mode()
     def run_torch(x: np.ndarray) -> object:
@@ -210,9 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {"command": command, "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},
                "versions": {"onnxruntime": ort.__version__, "torch": torch.__version__},
                "rounds": args.rounds, "threads": {}}
+    model = torch_model(args.checkpoint)
     for threads in args.threads:
         torch.set_num_threads(threads)
-        samples = measure(functools.partial(runners, args.bundle, args.checkpoint, threads, extra), images, args.rounds,
+        samples = measure(functools.partial(runners, args.bundle, model, threads, extra), images, args.rounds,
                           latency_calls=200, batch_calls=8)
         results["threads"][str(threads)] = rows = summarize(samples)
         print(f"\n{threads} thread(s): batch-1 p50 / p99 (us), batch-{BIG_BATCH} images/s, ratios to {BASELINE}")

@@ -15,6 +15,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -103,9 +104,7 @@ def main() -> None:
                   f"in {r['total_seconds']:.0f} s", flush=True)
     precisions = dict.fromkeys(r["precision"] for r in runs)
     summaries = {p: summarize([r for r in runs if r["precision"] == p]) for p in precisions}
-    command = "python benchmarks/train_speed.py " + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items()
-        if v is not None and k != "runs_dir")
+    command = " ".join(["python benchmarks/train_speed.py", *sys.argv[1:]])
     table = markdown(command, config, runs, summaries)
     print(table)
     RESULTS.mkdir(exist_ok=True)
