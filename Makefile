@@ -43,7 +43,7 @@ lint: $(VENV)/.installed
 # prints its table and saves it to benchmarks/results/.
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/inference.py
-	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/serving_bench.py
 	$(BIN)/python benchmarks/train_speed.py --seeds 5
 
 clean:

@@ -31,9 +31,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # runs from a clean clone without installing the package
-from train.data import load_split  # noqa: E402
-from train.model import MnistNet  # noqa: E402
+from mnist_edge.contract import FP32_FILE, INPUT_NAME, INT8_FILE, ORT_FILE, to_model_input  # noqa: E402
+from mnist_edge.train.checkpoint import load_model  # noqa: E402
+from mnist_edge.train.data import load_split  # noqa: E402
+from mnist_edge.train.model import MnistNet  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 BIG_BATCH = 256
@@ -53,12 +54,7 @@ def ort_session(path: Path, threads: int) -> ort.InferenceSession:
 
 def torch_model(checkpoint: Path | None) -> MnistNet:
     """The trained network, or without a checkpoint a freshly initialized one: the time does not depend on weights."""
-    model = MnistNet()
-    if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model = MnistNet(tuple(state["config"].get("widths", model.widths)))
-        model.load_state_dict(state["model"])
-    return model.eval()
+    return MnistNet().eval() if checkpoint is None else load_model(checkpoint)[0]
 
 
 def runners(bundle: Path, model: MnistNet, threads: int,
@@ -70,9 +66,9 @@ def runners(bundle: Path, model: MnistNet, threads: int,
         return model(torch.from_numpy(x))
 
     def run_ort(session: ort.InferenceSession) -> Callable[[np.ndarray], object]:
-        return lambda x: session.run(None, {"image": x})
+        return lambda x: session.run(None, {INPUT_NAME: x})
 
-    files = [*(bundle / name for name in ("mnist_fp32.onnx", "mnist_int8.onnx", "mnist_int8.ort")), *extra.values()]
+    files = [*(bundle / name for name in (FP32_FILE, INT8_FILE, ORT_FILE)), *extra.values()]
     sessions = [ort_session(path, threads) for path in files]
     return dict(zip([*ENGINES, *extra], [run_torch, *map(run_ort, sessions)], strict=True))
 
@@ -194,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results (default %(default)s)")
     parser.add_argument("--name", default="inference", help="stem of the result files (default %(default)s)")
     args = parser.parse_args(argv)
-    missing = [name for name in ("mnist_fp32.onnx", "mnist_int8.onnx", "mnist_int8.ort")
-               if not (args.bundle / name).is_file()]
+    missing = [name for name in (FP32_FILE, INT8_FILE, ORT_FILE) if not (args.bundle / name).is_file()]
     if missing:
         print(f"error: {args.bundle} lacks {', '.join(missing)}: export a bundle first.", file=sys.stderr)
         return 2
@@ -205,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     extra = {label: Path(path) for label, path in extra.items()}
-    images = (load_split(train=False)[0][:BIG_BATCH].numpy().astype(np.float32) / 255)[:, None]
+    images = to_model_input(load_split(train=False)[0][:BIG_BATCH].numpy())
     command = " ".join(["python benchmarks/inference.py", *(sys.argv[1:] if argv is None else argv)])
     results = {"command": command, "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},
                "versions": {"onnxruntime": ort.__version__, "torch": torch.__version__},
@@ -222,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r[f'batch{BIG_BATCH}_images_per_s']:9,}  throughput {r['throughput_vs_ort_fp32']:.2f}x  "
                   f"latency {r['batch1_p50_vs_ort_fp32']:.2f}x")
     results["file_bytes"] = {name: (args.bundle / name).stat().st_size
-                             for name in ("mnist_fp32.onnx", "mnist_int8.onnx", "mnist_int8.ort")}
+                             for name in (FP32_FILE, INT8_FILE, ORT_FILE)}
     results["file_bytes"] |= {label: path.stat().st_size for label, path in extra.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / args.name

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from train.trainer import Config, Trainer
+from mnist_edge.train.trainer import Config, Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -1,9 +1,10 @@
 """Classify one handwritten digit with the exported model, the way a device would.
 
-    python classify_image.py models/mnist_int8.ort digit.png
+    python classify_image.py models/mnist_int8.ort digit.png [--invert]
 
-Needs only numpy, onnxruntime and Pillow: no torch and nothing from this project. The model takes float32
-[N, 1, 28, 28] pixels on the 0-1 scale, white digit on black (MNIST's polarity); it normalizes them itself.
+Needs numpy, onnxruntime, Pillow and mnist-edge's contract module (numpy only; `pip install mnist-edge` brings
+it without torch): the picture becomes the model's input by the one rule the server uses too
+(mnist_edge.contract.mnist_like), so a device and the server give the same digit for the same photo.
 """
 from __future__ import annotations
 
@@ -13,26 +14,8 @@ import sys
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, UnidentifiedImageError
 
-SIDE = 28
-
-
-def load_digit(path: str) -> tuple[np.ndarray, bool]:
-    """Returns (float32 [1, 1, 28, 28] pixels on the 0-1 scale, whether the image was inverted).
-
-    A dark digit on a light background (a scan, a drawing app) is inverted to MNIST's white on black, judged by
-    the image's border, which is background in any centred digit.
-    """
-    gray = Image.open(path).convert("L")
-    if gray.size != (SIDE, SIDE):
-        gray = gray.resize((SIDE, SIDE), Image.Resampling.LANCZOS)
-    pixels = np.asarray(gray, dtype=np.float32) / 255
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    inverted = bool(border.mean() > 0.5)
-    if inverted:
-        pixels = 1 - pixels
-    return pixels[None, None], inverted
+from mnist_edge.contract import INPUT_NAME, read_digit, to_model_input
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -43,11 +26,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="mnist_int8.ort, mnist_int8.onnx or mnist_fp32.onnx")
-    parser.add_argument("image", help="a PNG or JPEG of one digit (resized to 28 x 28 if needed)")
+    parser.add_argument("image", help="a PNG or JPEG of one digit, white on black (any size)")
+    parser.add_argument("--invert", action="store_true", help="the image shows a dark digit on light paper")
     args = parser.parse_args(argv)
     try:
-        x, inverted = load_digit(args.image)
-    except (OSError, UnidentifiedImageError) as err:
+        x = to_model_input(read_digit(args.image, args.invert)[None])
+    except OSError as err:
         print(f"error: cannot read image {args.image}: {err}", file=sys.stderr)
         return 2
     if not os.path.isfile(args.model):
@@ -58,10 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # onnxruntime's exception types derive from Exception alone
         print(f"error: cannot load model {args.model}: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
-    logits = session.run(None, {session.get_inputs()[0].name: x})[0][0]
+    logits = session.run(None, {INPUT_NAME: x})[0][0]
     digit = int(logits.argmax())
-    note = " (inverted: dark digit on a light background)" if inverted else ""
-    print(f"{digit} (probability {softmax(logits)[digit]:.3f}){note}")
+    print(f"{digit} (probability {softmax(logits)[digit]:.3f})")
     return 0
 
 

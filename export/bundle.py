@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from export.errors import BadInput
-from export.manifest import MANIFEST
+from mnist_edge.contract import MANIFEST_FILE as MANIFEST
+from mnist_edge.export.errors import BadInput
 
 
 def check_destination(out: Path) -> None:

@@ -1,19 +1,22 @@
-"""`mnist-edge export` (also `python -m export`): checkpoint -> fp32 and int8 ONNX -> gate -> device bundle.
+"""`mnist-edge export` (also `python -m mnist_edge.export`): checkpoint -> fp32 and int8 ONNX -> gate -> device bundle.
 
 Exit codes: 0 bundle written, 1 a check refused the model (the accuracy gate among them), 2 bad input.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from export.errors import BadInput, CheckFailed
-from export.quantize import FORMATS, METHODS, QuantSettings
+from mnist_edge.contract import MIN_ACCURACY
+from mnist_edge.export.errors import BadInput, CheckFailed
+from mnist_edge.export.quantize import FORMATS, METHODS, QuantSettings
 
 if TYPE_CHECKING:
-    from export.pipeline import Outcome
+    from mnist_edge.export.pipeline import Outcome
 
 DEFAULTS = QuantSettings()
 
@@ -31,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, required=True, help="RUN/checkpoint.pt written by mnist-edge train")
     p.add_argument("--out", type=Path, required=True,
                    help="bundle folder, replaced as a whole only if every check passes")
-    p.add_argument("--min-accuracy", type=percentage, default=99.4,
+    p.add_argument("--min-accuracy", type=percentage, default=MIN_ACCURACY,
                    help="least int8 test accuracy in percent (default %(default)s)")
     p.add_argument("--calibration-images", type=int, default=DEFAULTS.calibration_images,
                    help="training images used to calibrate the int8 ranges (default %(default)s)")
@@ -56,14 +59,36 @@ def print_summary(outcome: Outcome, out: Path) -> None:
         print(f"  {name:<28} {entry['bytes']:>9,} bytes")
 
 
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM interrupts like Ctrl-C, so that the scratch folder (mnist-edge-export-*) is removed on the way out."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from export.pipeline import Options, run_export  # imports torch and onnxruntime: only after --help
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        return export(args)
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return export(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def export(args: argparse.Namespace) -> int:
+    from mnist_edge.export.pipeline import Options, run_export  # imports torch and onnxruntime: only after --help
 
     settings = QuantSettings(method=args.calibration_method, format=args.format, per_channel=args.per_channel,
                              calibration_images=args.calibration_images)
+    installed = False
+
+    def on_installed() -> None:
+        nonlocal installed
+        installed = True
+
     try:
-        outcome = run_export(Options(args.checkpoint, args.out, args.min_accuracy, settings, args.data_dir))
+        outcome = run_export(Options(args.checkpoint, args.out, args.min_accuracy, settings, args.data_dir),
+                             on_installed=on_installed)
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -71,7 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export refused: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if installed:  # interrupted while the scratch folder was being removed: the bundle is whole
+            print(f"\nexport interrupted after the bundle was written; {args.out} holds the new bundle.",
+                  file=sys.stderr)
+            return 0
         print(f"\nexport interrupted; nothing half-written was left in {args.out}.", file=sys.stderr)
         return 130
-    print_summary(outcome, args.out)
+    try:
+        print_summary(outcome, args.out)
+    except KeyboardInterrupt:
+        print(f"\nexport finished ({args.out} holds the new bundle); interrupted while printing the summary.",
+              file=sys.stderr)
     return 0

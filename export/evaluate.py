@@ -8,22 +8,17 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from export.errors import CheckFailed
-from export.onnx_export import INPUT
+from mnist_edge.contract import INPUT_NAME
+from mnist_edge.export.errors import CheckFailed
 
 PARITY_IMAGES = 1000
 PARITY_TOLERANCE = 1e-4  # max absolute logit difference between PyTorch and the fp32 ONNX model
 
 
-def to_model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 [N, 28, 28] pixels -> float32 [N, 1, 28, 28] on the 0-1 scale: the contract's input."""
-    return (np.asarray(images, dtype=np.float32) / 255)[:, None]
-
-
 def onnx_logits(model_path: Path, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Logits from ONNX Runtime on the CPU (.onnx or .ort file), in batches that stay in the CPU's caches."""
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run(None, {INPUT: x[i:i + batch_size]})[0]
+    return np.concatenate([session.run(None, {INPUT_NAME: x[i:i + batch_size]})[0]
                            for i in range(0, len(x), batch_size)])
 
 

@@ -9,38 +9,34 @@ import onnx
 import onnxruntime
 import torch
 
-from export.checkpoint import TrainingRun
-from export.evaluate import Evaluation
-from export.onnx_export import INPUT, OPSET, OUTPUT
-from export.quantize import FORMATS, METHODS, NodeCensus, QuantSettings
-from train.data import sha256_of
+from mnist_edge.contract import LABELS, MANIFEST_FILE, MANIFEST_FORMAT, input_spec, output_spec, sha256_of
+from mnist_edge.export.evaluate import Evaluation
+from mnist_edge.export.onnx_export import OPSET
+from mnist_edge.export.quantize import FORMATS, METHODS, NodeCensus, QuantSettings
+from mnist_edge.train.checkpoint import Checkpoint
 
 NAME = "mnist"
-MANIFEST = "manifest.json"
 
 
 def file_entries(folder: Path) -> dict[str, dict]:
     """sha256 and size of every file in the folder but the manifest itself."""
     return {path.name: {"sha256": sha256_of(path), "bytes": path.stat().st_size}
-            for path in sorted(folder.iterdir()) if path.name != MANIFEST}
+            for path in sorted(folder.iterdir()) if path.name != MANIFEST_FILE}
 
 
-def build_manifest(folder: Path, int8_name: str, run: TrainingRun, results: Evaluation, nodes: NodeCensus,
+def build_manifest(folder: Path, int8_name: str, run: Checkpoint, results: Evaluation, nodes: NodeCensus,
                    settings: QuantSettings, parameters: int, now: datetime | None = None) -> dict:
     now = now or datetime.now(UTC)
     files = file_entries(folder)
     return {
-        "format": 1,
+        "format": MANIFEST_FORMAT,
         "name": NAME,
         "version": f"{now:%Y%m%d}-{files[int8_name]['sha256'][:8]}",
         "created": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "files": files,
-        "input": {"name": INPUT, "dtype": "float32", "shape": ["N", 1, 28, 28],
-                  "pixel_scale": "uint8 / 255, 0.0 to 1.0", "polarity": "white digit on black background",
-                  "normalization": "inside the graph (mean 0.1307, std 0.3081), folded into the first Conv"},
-        "output": {"name": OUTPUT, "dtype": "float32", "shape": ["N", 10],
-                   "meaning": "unnormalized class scores; softmax gives probabilities"},
-        "labels": [str(digit) for digit in range(10)],
+        "input": input_spec(),
+        "output": output_spec(),
+        "labels": list(LABELS),
         "parameters": parameters,
         "accuracy": {"test_images": len(results.labels), "fp32": results.fp32_accuracy,
                      "int8": results.int8_accuracy, "agreement": results.agreement, "unit": "percent",
@@ -55,11 +51,11 @@ def build_manifest(folder: Path, int8_name: str, run: TrainingRun, results: Eval
                          "int8_weights_float_compute": nodes.weight_only},
         "opset": OPSET,
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
-        "training": {"seed": run.seed, "epochs": run.epochs, "final": run.final},
+        "training": {"seed": run.config.seed, "epochs": len(run.history), "final": run.final},
     }
 
 
 def write_manifest(folder: Path, manifest: dict) -> Path:
-    path = folder / MANIFEST
+    path = folder / MANIFEST_FILE
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path

@@ -9,11 +9,11 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from export.compact import compact
-from export.errors import CheckFailed
+from mnist_edge.contract import IMAGE_SHAPE, INPUT_NAME, OUTPUT_NAME
+from mnist_edge.export.compact import compact
+from mnist_edge.export.errors import CheckFailed
 
 OPSET = 17
-INPUT, OUTPUT = "image", "logits"
 
 
 def fold_constants(path: Path) -> None:
@@ -33,7 +33,7 @@ def export_fp32(model: torch.nn.Module, path: Path) -> None:
 
     The TorchScript exporter folds each eval-mode BatchNorm into the Conv before it; the check below holds it to that.
     """
-    example = torch.zeros(1, 1, 28, 28)
+    example = torch.zeros(1, *IMAGE_SHAPE)
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated, but it keeps GlobalAveragePool, which the quantizer turns into
         # int8; the dynamo exporter lowers it to a ReduceMean that stays in float.
@@ -41,7 +41,8 @@ def export_fp32(model: torch.nn.Module, path: Path) -> None:
         warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)  # see fold_constants
         torch.onnx.export(
             model, (example,), str(path), dynamo=False, opset_version=OPSET, do_constant_folding=True,
-            input_names=[INPUT], output_names=[OUTPUT], dynamic_axes={INPUT: {0: "N"}, OUTPUT: {0: "N"}},
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
         )
     fold_constants(path)
     model_proto = onnx.shape_inference.infer_shapes(onnx.load(path), check_type=True, strict_mode=True)

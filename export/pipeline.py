@@ -8,21 +8,25 @@ from pathlib import Path
 
 import numpy as np
 
-from export.bundle import check_destination, install
-from export.c_header import write_c_header
-from export.checkpoint import load_checkpoint
-from export.errors import BadInput, CheckFailed
-from export.evaluate import PARITY_IMAGES, Evaluation, check_parity, onnx_logits, to_model_input
-from export.manifest import build_manifest, write_manifest
-from export.onnx_export import export_fp32
-from export.ort_format import convert_to_ort
-from export.quantize import NodeCensus, QuantSettings, census, quantize
-from export.report import write_report
-from export.rewrite import fold_normalization, widen_for_int8
-from train.data import DataError, load_split
-from train.model import parameter_count
+from mnist_edge.contract import FP32_FILE as FP32
+from mnist_edge.contract import HEADER_FILE as HEADER
+from mnist_edge.contract import INT8_FILE as INT8
+from mnist_edge.contract import MIN_ACCURACY, to_model_input
+from mnist_edge.export.bundle import check_destination, install
+from mnist_edge.export.c_header import write_c_header
+from mnist_edge.export.errors import BadInput, CheckFailed
+from mnist_edge.export.evaluate import PARITY_IMAGES, Evaluation, check_parity, onnx_logits
+from mnist_edge.export.manifest import build_manifest, write_manifest
+from mnist_edge.export.onnx_export import export_fp32
+from mnist_edge.export.ort_format import convert_to_ort
+from mnist_edge.export.quantize import NodeCensus, QuantSettings, census, quantize
+from mnist_edge.export.report import write_report
+from mnist_edge.export.rewrite import fold_normalization, widen_for_int8
+from mnist_edge.train.checkpoint import load_model
+from mnist_edge.train.data import load_split
+from mnist_edge.train.errors import TrainError
+from mnist_edge.train.model import parameter_count
 
-FP32, INT8, HEADER = "mnist_fp32.onnx", "mnist_int8.onnx", "mnist_int8.h"
 CALIBRATION_SEED = 0
 
 
@@ -30,7 +34,7 @@ CALIBRATION_SEED = 0
 class Options:
     checkpoint: Path
     out: Path
-    min_accuracy: float = 99.4
+    min_accuracy: float = MIN_ACCURACY
     settings: QuantSettings = field(default_factory=QuantSettings)
     data_dir: Path | None = None
 
@@ -49,8 +53,8 @@ def load_mnist(data_dir: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarra
     try:
         train_images, _ = load_split(train=True, data_dir=data_dir)
         test_images, test_labels = load_split(train=False, data_dir=data_dir)
-    except DataError as err:
-        raise BadInput(str(err)) from None
+    except TrainError as err:
+        raise BadInput(f"{err}.") from None
     return train_images.numpy(), test_images.numpy(), test_labels.numpy()
 
 
@@ -62,22 +66,28 @@ def calibration_set(train_images: np.ndarray, count: int) -> np.ndarray:
     return to_model_input(train_images[chosen])
 
 
-def run_export(options: Options, say: Callable[[str], None] = print) -> Outcome:
-    """Raises BadInput or CheckFailed; options.out is replaced only after every check has passed."""
+def run_export(
+    options: Options, say: Callable[[str], None] = print, on_installed: Callable[[], None] | None = None
+) -> Outcome:
+    """Raises BadInput or CheckFailed; options.out is replaced only after every check has passed, and then
+    `on_installed` is called (before the scratch folder is removed)."""
     check_destination(options.out)
-    run = load_checkpoint(options.checkpoint)
+    try:
+        model, run = load_model(options.checkpoint)
+    except TrainError as err:
+        raise BadInput(f"{err}.") from None
     train_images, test_images, test_labels = load_mnist(options.data_dir)
     calibration = calibration_set(train_images, options.settings.calibration_images)
     x_test = to_model_input(test_images)
     with tempfile.TemporaryDirectory(prefix="mnist-edge-export-") as scratch:
         work, int8_source = Path(scratch, "bundle"), Path(scratch, "int8_source.onnx")
         work.mkdir()
-        export_fp32(fold_normalization(run.model), work / FP32)
-        parity = check_parity(run.model, work / FP32, x_test[:PARITY_IMAGES])
+        export_fp32(fold_normalization(model), work / FP32)
+        parity = check_parity(model, work / FP32, x_test[:PARITY_IMAGES])
         say(f"fp32 ONNX matches PyTorch on {PARITY_IMAGES:,} test images (max logit difference {parity:.1e})")
 
-        export_fp32(fold_normalization(widen_for_int8(run.model)), int8_source)
-        check_parity(run.model, int8_source, x_test[:PARITY_IMAGES])
+        export_fp32(fold_normalization(widen_for_int8(model)), int8_source)
+        check_parity(model, int8_source, x_test[:PARITY_IMAGES])
         nodes = census(quantize(int8_source, work / INT8, calibration, options.settings))
         if len(nodes.float_convolutions()) != 1:  # the first one stays in float by design (quantize.float_prefix)
             names = ", ".join(nodes.float_convolutions())
@@ -94,7 +104,9 @@ def run_export(options: Options, say: Callable[[str], None] = print) -> Outcome:
             raise CheckFailed(f"{ort_path.name} predicts differently from {INT8} on the test set.")
         write_c_header(ort_path, work / HEADER)
         write_report(work, test_images, results, nodes, options.settings)
-        manifest = build_manifest(work, INT8, run, results, nodes, options.settings, parameter_count(run.model))
+        manifest = build_manifest(work, INT8, run, results, nodes, options.settings, parameter_count(model))
         write_manifest(work, manifest)
         install(work, options.out)
+        if on_installed is not None:
+            on_installed()
     return Outcome(results, nodes, manifest)

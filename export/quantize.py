@@ -20,8 +20,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
-from export.compact import compact
-from export.onnx_export import INPUT
+from mnist_edge.contract import INPUT_NAME
+from mnist_edge.export.compact import compact
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}
@@ -53,7 +53,7 @@ class BatchReader(CalibrationDataReader):
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
-        return None if batch is None else {INPUT: batch}
+        return None if batch is None else {INPUT_NAME: batch}
 
 
 def float_prefix(model: onnx.ModelProto) -> list[str]:

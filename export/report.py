@@ -9,8 +9,9 @@ import numpy as np
 matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from export.evaluate import Evaluation  # noqa: E402
-from export.quantize import FORMATS, METHODS, NodeCensus, QuantSettings  # noqa: E402
+from mnist_edge.export.evaluate import PARITY_IMAGES, Evaluation  # noqa: E402
+from mnist_edge.export.quantize import FORMATS, METHODS, NodeCensus, QuantSettings  # noqa: E402
+from mnist_edge.export.rewrite import INT8_KERNEL_MIN_CHANNELS  # noqa: E402
 
 CONFUSION_PNG = "confusion_int8.png"
 MISCLASSIFIED_PNG = "misclassified_int8.png"
@@ -69,7 +70,7 @@ def markdown(results: Evaluation, nodes: NodeCensus, settings: QuantSettings, si
         f"| {len(results.labels):,} images | {results.fp32_accuracy:.2f} % | {results.int8_accuracy:.2f} % "
         f"| {results.agreement:.2f} % |",
         "",
-        f"PyTorch and fp32 ONNX agree on every prediction of 1,000 test images; max logit difference "
+        f"PyTorch and fp32 ONNX agree on every prediction of {PARITY_IMAGES:,} test images; max logit difference "
         f"{results.parity_max_diff:.1e}.",
         "",
         "## Quantization",
@@ -80,10 +81,10 @@ def markdown(results: Evaluation, nodes: NodeCensus, settings: QuantSettings, si
         "",
         "Two exact rewrites make the int8 model fast on ONNX Runtime's CPU kernels: the input normalization is folded "
         "into the first convolution (which stays in float: with one input channel it suits no int8 kernel), and "
-        "narrower convolutions get all-zero filters up to 16 output channels, the least ONNX Runtime's fast int8 "
-        "convolution takes. The fp32 model has the folded normalization too. The float first convolution keeps its "
-        "weights in int8 (weight-only quantization), which also keeps ONNX Runtime from giving it a blocked layout "
-        "whose output would have to be reordered before quantizing.",
+        f"narrower convolutions get all-zero filters up to {INT8_KERNEL_MIN_CHANNELS} output channels, the least "
+        "ONNX Runtime's fast int8 convolution takes. The fp32 model has the folded normalization too. The float "
+        "first convolution keeps its weights in int8 (weight-only quantization), which also keeps ONNX Runtime from "
+        "giving it a blocked layout whose output would have to be reordered before quantizing.",
         "",
         f"- int8 nodes ({len(nodes.int8)}): {nodes.int8_summary()}",
         f"- float nodes ({len(nodes.fp32)}): {float_nodes}",

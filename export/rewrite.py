@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from train.model import MnistNet, Normalize
+from mnist_edge.train.model import MnistNet, Normalize
 
 # ONNX Runtime's fast int8 convolution (MLAS "ConvSym": indirect, requantization fused) takes only convolutions
 # with at least 16 output channels and input channels in multiples of 4; narrower ones fall back to im2col and

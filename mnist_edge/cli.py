@@ -8,10 +8,10 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "train": ("train.cli", "train the CNN (PyTorch)"),
-    "export": ("export.cli", "export ONNX, quantize to int8, gate on test accuracy, write the device bundle"),
-    "serve": ("serve.cli", "serve the ONNX model over gRPC"),
-    "predict": ("serve.predict", "classify image files through a running server"),
+    "train": ("mnist_edge.train.cli", "train the CNN (PyTorch)"),
+    "export": ("mnist_edge.export.cli", "export ONNX, quantize to int8, gate on test accuracy, write the bundle"),
+    "serve": ("mnist_edge.serve.cli", "serve the ONNX model over gRPC"),
+    "predict": ("mnist_edge.serve.predict", "classify image files through a running server"),
 }
 
 

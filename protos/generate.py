@@ -1,9 +1,10 @@
-"""Regenerates the Python gRPC stubs in serve/_proto/ from the .proto files beside this script.
+"""Regenerates the Python gRPC stubs beside the .proto files in this folder.
 
     python protos/generate.py [--out DIR]
 
-protoc writes absolute imports (`from mnist_edge.v1 import classifier_pb2`), which would resolve to the
-top-level `mnist_edge` package; they are rewritten to relative ones so the stubs work inside `serve`.
+The stubs are protoc's own output, in protoc's own layout: `mnist_edge/v1/classifier_pb2.py` installs as
+`mnist_edge.v1`, exactly where a client's own protoc run would put it. The Open Inference Protocol stubs in
+`inference/` install privately as `mnist_edge.serve._v2`, so their one cross-stub import is made relative.
 Run it with the grpcio-tools version pinned in pyproject.toml: tests/test_serve_protos.py fails when the
 committed stubs differ from what it produces.
 """
@@ -15,8 +16,8 @@ import sys
 from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent
-DEFAULT_OUT = PROTO_ROOT.parent / "serve" / "_proto"
-ABSOLUTE_STUB_IMPORT = re.compile(r"^from [\w.]+ import (\w+_pb2) as ", re.MULTILINE)
+PRIVATE_PACKAGE = "inference"  # installed as mnist_edge.serve._v2
+ABSOLUTE_STUB_IMPORT = re.compile(rf"^from {PRIVATE_PACKAGE} import (\w+_pb2) as ", re.MULTILINE)
 
 
 def generate(out: Path) -> None:
@@ -28,15 +29,13 @@ def generate(out: Path) -> None:
             f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}", *protos]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed; see the messages above")
-    for stub in out.rglob("*_pb2_grpc.py"):
+    for stub in (out / PRIVATE_PACKAGE).glob("*_pb2_grpc.py"):
         stub.write_text(ABSOLUTE_STUB_IMPORT.sub(r"from . import \1 as ", stub.read_text()))
-    for package in [out, *(d for d in out.rglob("*") if d.is_dir() and d.name != "__pycache__")]:
-        (package / "__init__.py").touch()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: serve/_proto)")
+    parser.add_argument("--out", type=Path, default=PROTO_ROOT, help="output folder (default: protos/ itself)")
     generate(parser.parse_args(argv).out)
     return 0
 

@@ -1,6 +1,6 @@
-"""`python -m serve` runs the server, like `mnist-edge serve`."""
+"""`python -m mnist_edge.serve` runs the server, like `mnist-edge serve`."""
 import sys
 
-from serve.cli import main
+from mnist_edge.serve.cli import main
 
 sys.exit(main())

@@ -1,5 +1,7 @@
 """Runs the model for concurrent requests: coalesced into shared batches (DynamicBatcher) or one run each
-(DirectRunner). Neither runs a request whose deadline has passed."""
+(DirectRunner). Neither runs a request whose deadline has passed, and both refuse a request that would bring
+the images waiting for the model above `max_queue` (admission control: RESOURCE_EXHAUSTED, not an ever longer
+queue whose callers all time out)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,10 +13,21 @@ from typing import Protocol
 
 import numpy as np
 
-from serve.errors import DeadlineExpired
-from serve.metrics import Metrics
+from mnist_edge.serve.errors import DeadlineExpired, Overloaded
+from mnist_edge.serve.metrics import Metrics
 
 RunFn = Callable[[np.ndarray], np.ndarray]
+DEFAULT_MAX_QUEUE = 8192  # images: about a second of work for the int8 model on one core
+
+
+def check_room(waiting: int, arriving: int, max_queue: int) -> None:
+    """Refuses `arriving` images when `waiting` ones are queued already and together they exceed `max_queue`.
+    A request always gets into an empty queue, so that one as large as --max-images allows is never refused."""
+    if waiting and waiting + arriving > max_queue:
+        raise Overloaded(
+            f"the server is overloaded: {waiting} images wait for the model and it queues at most {max_queue}; "
+            "retry later"
+        )
 
 
 class Runner(Protocol):
@@ -47,17 +60,26 @@ class DynamicBatcher:
     the next one queue.
     """
 
-    def __init__(self, run: RunFn, metrics: Metrics, max_batch: int, max_delay_s: float) -> None:
+    def __init__(
+        self, run: RunFn, metrics: Metrics, max_batch: int, max_delay_s: float, max_queue: int = DEFAULT_MAX_QUEUE
+    ) -> None:
         self._run, self._metrics = run, metrics
-        self._max_batch, self._max_delay_s = max_batch, max_delay_s
+        self._max_batch, self._max_delay_s, self._max_queue = max_batch, max_delay_s, max_queue
         self._queue: collections.deque[_Job] = collections.deque()
+        self._queued_images = 0  # in self._queue: admitted, not yet taken into a batch
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batcher")
         self._worker = asyncio.create_task(self._serve_batches())
 
+    @property
+    def queued_images(self) -> int:
+        return self._queued_images
+
     async def infer(self, images: np.ndarray, deadline: float | None) -> np.ndarray:
+        check_room(self._queued_images, len(images), self._max_queue)
         job = _Job(images, deadline, asyncio.get_running_loop().time())
         self._queue.append(job)
+        self._queued_images += len(images)
         self._arrived.set()
         return await job.future  # a cancelled caller cancels the future, and the batch skips it
 
@@ -94,6 +116,7 @@ class DynamicBatcher:
         while True:
             while self._queue and (not jobs or size + len(self._queue[0].images) <= self._max_batch):
                 job = self._queue.popleft()
+                self._queued_images -= len(job.images)
                 jobs.append(job)
                 size += len(job.images)
             if size >= self._max_batch or self._queue or len(jobs) == 1:  # full, next would not fit, or alone
@@ -128,16 +151,22 @@ class DynamicBatcher:
 class DirectRunner:
     """One model run per request (--no-batching), several at once on a thread pool."""
 
-    def __init__(self, run: RunFn, metrics: Metrics, workers: int) -> None:
-        self._run, self._metrics = run, metrics
+    def __init__(self, run: RunFn, metrics: Metrics, workers: int, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+        self._run, self._metrics, self._max_queue = run, metrics, max_queue
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner")
+        self._pending_images = 0  # admitted and not yet answered: waiting for a worker or running
 
     async def infer(self, images: np.ndarray, deadline: float | None) -> np.ndarray:
         loop = asyncio.get_running_loop()
         if deadline is not None and loop.time() >= deadline:
             raise DeadlineExpired("the deadline expired before the model ran")
+        check_room(self._pending_images, len(images), self._max_queue)
         self._metrics.batch_size.observe(len(images))
-        return await loop.run_in_executor(self._executor, self._run, images)
+        self._pending_images += len(images)
+        try:
+            return await loop.run_in_executor(self._executor, self._run, images)
+        finally:
+            self._pending_images -= len(images)
 
     async def close(self) -> None:
         self._executor.shutdown()

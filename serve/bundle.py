@@ -1,17 +1,13 @@
 """Reads the manifest.json beside a model file and checks that the file is the one it describes."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serve.errors import StartupError
-
-MANIFEST = "manifest.json"
-# The manifest entries the server reports (ModelInfo, ModelMetadata) besides the file's hash.
-REQUIRED_FIELDS = ("name", "version", "files", "input", "output", "labels", "parameters", "accuracy")
+from mnist_edge.contract import MANIFEST_FILE, ManifestError, check_manifest, sha256_of
+from mnist_edge.serve.errors import StartupError
 
 
 @dataclass(frozen=True)
@@ -31,25 +27,21 @@ class ModelCard:
         return self.manifest["version"]
 
 
-def sha256_of(path: Path) -> str:
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
 def load_card(model_path: Path) -> ModelCard:
     """Returns the model's card, or raises StartupError when the manifest is missing or the hash differs."""
     if not model_path.is_file():
         raise StartupError(f"model file {model_path} does not exist")
-    manifest_path = model_path.parent / MANIFEST
+    manifest_path = model_path.parent / MANIFEST_FILE
     try:
         manifest = json.loads(manifest_path.read_text())
     except FileNotFoundError:
         raise StartupError(f"{manifest_path} is missing; the server serves only models a manifest describes") from None
     except ValueError as error:
         raise StartupError(f"{manifest_path} is not valid JSON ({error})") from None
-    missing = [field for field in REQUIRED_FIELDS if field not in manifest]
-    if missing:
-        raise StartupError(f"{manifest_path} lacks the field(s) {', '.join(missing)}")
+    try:
+        check_manifest(manifest)
+    except ManifestError as error:
+        raise StartupError(f"{manifest_path} cannot be used: {error}") from None
     expected = manifest["files"].get(model_path.name, {}).get("sha256")
     if expected is None:
         raise StartupError(f"{manifest_path} has no sha256 for {model_path.name}")

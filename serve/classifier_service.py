@@ -4,14 +4,14 @@ from __future__ import annotations
 import grpc
 import numpy as np
 
-from serve import rpc
-from serve._proto.mnist_edge.v1 import classifier_pb2 as pb
-from serve._proto.mnist_edge.v1 import classifier_pb2_grpc as pb_grpc
-from serve.batcher import Runner
-from serve.bundle import ModelCard
-from serve.errors import StartupError
-from serve.model import OnnxModel
-from serve.validation import images_from_bytes
+from mnist_edge.serve import rpc
+from mnist_edge.serve.batcher import Runner
+from mnist_edge.serve.bundle import ModelCard
+from mnist_edge.serve.errors import StartupError
+from mnist_edge.serve.model import OnnxModel
+from mnist_edge.serve.validation import images_from_bytes
+from mnist_edge.v1 import classifier_pb2 as pb
+from mnist_edge.v1 import classifier_pb2_grpc as pb_grpc
 
 
 class ClassifierService(pb_grpc.ClassifierServicer):

@@ -8,14 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from serve import logs
-from serve.bundle import load_card
-from serve.errors import StartupError
-from serve.model import DEFAULT_THREADS, OnnxModel, resolve_provider
-from serve.server import ServerConfig, serve
+from mnist_edge.contract import FP32_FILE, INT8_FILE, MANIFEST_FILE
+from mnist_edge.serve import logs
+from mnist_edge.serve.bundle import load_card
+from mnist_edge.serve.errors import StartupError
+from mnist_edge.serve.model import DEFAULT_THREADS, OnnxModel, resolve_provider
+from mnist_edge.serve.server import ServerConfig, serve
 
-BUNDLE = "models"
-MODEL_FOR_PROVIDER = {"cpu": "mnist_int8.onnx", "cuda": "mnist_fp32.onnx"}  # no CUDA kernels for int8 operators
+MODEL_FOR_PROVIDER = {"cpu": INT8_FILE, "cuda": FP32_FILE}  # no CUDA kernels for int8 operators
 DEFAULTS = ServerConfig()
 
 
@@ -31,13 +31,16 @@ def at_least(kind: type, minimum: float) -> Callable[[str], Any]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mnist-edge serve", description="Serve the exported model over gRPC.")
-    p.add_argument("--model", type=Path, help="ONNX model with manifest.json beside it (default: the shipped "
-                   f"{BUNDLE}/mnist_int8.onnx, or {BUNDLE}/mnist_fp32.onnx on CUDA)")
+    p.add_argument("--model", type=Path, help=f"ONNX model with {MANIFEST_FILE} beside it (default: the bundle "
+                   f"installed with mnist-edge, {INT8_FILE}, or {FP32_FILE} on CUDA)")
     p.add_argument("--host", default=DEFAULTS.host, help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=DEFAULTS.port,
                    help="gRPC port, 0 picks a free one (default: %(default)s)")
     p.add_argument("--metrics-port", type=int, default=DEFAULTS.metrics_port,
                    help="Prometheus /metrics HTTP port, 0 picks a free one (default: %(default)s)")
+    p.add_argument("--metrics-host", default=DEFAULTS.metrics_host,
+                   help="address the /metrics listener binds; 0.0.0.0 or :: lets other machines scrape it "
+                   "(default: %(default)s)")
     p.add_argument("--model-name", default=DEFAULTS.model_name, help="model name in the v2 API (default: %(default)s)")
     p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
                    help="ONNX Runtime execution provider; auto picks CUDA when present (default: %(default)s)")
@@ -50,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
                    help="longest wait for a batch to fill once the queue is drained (default: %(default)s)")
     p.add_argument("--max-images", type=at_least(int, 1), default=DEFAULTS.max_images,
                    help="most images in one request (default: %(default)s)")
+    p.add_argument("--max-queue", type=at_least(int, 1), default=DEFAULTS.max_queue,
+                   help="most images waiting for the model; requests beyond get RESOURCE_EXHAUSTED, though one "
+                   "request always gets into an empty queue (default: %(default)s)")
     p.add_argument("--max-message-mb", type=at_least(float, 0.1), default=DEFAULTS.max_message_mb,
                    help="largest gRPC message in either direction (default: %(default)s)")
     p.add_argument("--grace", type=at_least(float, 0), default=DEFAULTS.grace_s,
@@ -63,11 +69,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def default_model(provider: str) -> Path:
-    """The shipped bundle: models/ in the working folder, else the one in the checkout this package is in."""
-    for bundle in (Path(BUNDLE), Path(__file__).resolve().parent.parent / BUNDLE):
-        if (bundle / MODEL_FOR_PROVIDER[provider]).is_file():
-            return bundle / MODEL_FOR_PROVIDER[provider]
-    raise StartupError(f"no --model given and no {BUNDLE}/{MODEL_FOR_PROVIDER[provider]} found; pass --model PATH")
+    """The bundle installed with the package (mnist_edge.models: the repository's models/ in a checkout)."""
+    import mnist_edge.models
+
+    model = Path(next(iter(mnist_edge.models.__path__))) / MODEL_FOR_PROVIDER[provider]
+    if not model.is_file():
+        raise StartupError(f"no --model given and this install has no {model}; pass --model PATH")
+    return model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("--tls-cert and --tls-key go together, and --tls-client-ca needs them")
     logs.configure()
     config = ServerConfig(
-        host=args.host, port=args.port, metrics_port=args.metrics_port, model_name=args.model_name,
+        host=args.host, port=args.port, metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+        model_name=args.model_name, max_queue=args.max_queue,
         batching=args.batching, max_batch=args.max_batch, max_batch_delay_ms=args.max_batch_delay_ms,
         max_images=args.max_images, max_message_mb=args.max_message_mb, grace_s=args.grace,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, log_requests=args.log_requests,

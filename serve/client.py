@@ -6,8 +6,8 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from serve._proto.mnist_edge.v1 import classifier_pb2 as pb
-from serve._proto.mnist_edge.v1 import classifier_pb2_grpc as pb_grpc
+from mnist_edge.v1 import classifier_pb2 as pb
+from mnist_edge.v1 import classifier_pb2_grpc as pb_grpc
 
 
 class ClassifierClient:

@@ -24,3 +24,9 @@ class ModelNotFound(RequestError):
 
 class DeadlineExpired(RequestError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Overloaded(RequestError):
+    """Too many images wait for the model already (--max-queue); the client may retry later."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -6,14 +6,14 @@ from importlib import metadata
 
 import grpc
 
-from serve import rpc
-from serve._proto.inference import grpc_predict_v2_pb2 as pb
-from serve._proto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from serve.batcher import Runner
-from serve.bundle import ModelCard
-from serve.errors import ModelNotFound
-from serve.model import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
-from serve.validation import V2_DATATYPE, tensor_from_v2
+from mnist_edge.contract import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
+from mnist_edge.serve import rpc
+from mnist_edge.serve._v2 import grpc_predict_v2_pb2 as pb
+from mnist_edge.serve._v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from mnist_edge.serve.batcher import Runner
+from mnist_edge.serve.bundle import ModelCard
+from mnist_edge.serve.errors import ModelNotFound
+from mnist_edge.serve.validation import V2_DATATYPE, tensor_from_v2
 
 SERVER_NAME = "mnist-edge"
 PLATFORM = "onnxruntime_onnx"

@@ -9,11 +9,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from serve.errors import StartupError
+from mnist_edge.contract import IMAGE_SHAPE, INPUT_NAME, OUTPUT_NAME
+from mnist_edge.serve.errors import StartupError
 
-INPUT_NAME, OUTPUT_NAME = "image", "logits"
-IMAGE_SHAPE = (1, 28, 28)
-NUM_CLASSES = 10
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 # CPU stays in the CUDA list: ONNX Runtime places operators without CUDA kernels (the int8 ones) there.
 PROVIDERS = {"cpu": [CPU], "cuda": [CUDA, CPU]}

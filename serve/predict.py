@@ -7,8 +7,8 @@ from pathlib import Path
 
 import grpc
 
-from serve.client import ClassifierClient
-from serve.images import read_digit
+from mnist_edge.contract import read_digit
+from mnist_edge.serve.client import ClassifierClient
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def read_image(path: Path, invert: bool) -> bytes:
     try:
-        return read_digit(path, invert)
+        return read_digit(path, invert).tobytes()
     except OSError as error:
         raise OSError(f"cannot read {path} as an image ({error.strerror or error})") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

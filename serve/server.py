@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import os
 import signal
+import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,23 +15,26 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from serve._proto.inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
-from serve._proto.mnist_edge.v1 import classifier_pb2, classifier_pb2_grpc
-from serve.batcher import DirectRunner, DynamicBatcher, Runner
-from serve.bundle import ModelCard
-from serve.classifier_service import ClassifierService
-from serve.errors import StartupError
-from serve.inference_service import InferenceService
-from serve.logs import log
-from serve.metrics import Metrics
-from serve.model import OnnxModel
-from serve.observe import ObservingInterceptor
+from mnist_edge.serve._v2 import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
+from mnist_edge.serve.batcher import DEFAULT_MAX_QUEUE, DirectRunner, DynamicBatcher, Runner
+from mnist_edge.serve.bundle import ModelCard
+from mnist_edge.serve.classifier_service import ClassifierService
+from mnist_edge.serve.errors import StartupError
+from mnist_edge.serve.inference_service import InferenceService
+from mnist_edge.serve.logs import log
+from mnist_edge.serve.metrics import Metrics
+from mnist_edge.serve.model import OnnxModel
+from mnist_edge.serve.observe import ObservingInterceptor
+from mnist_edge.v1 import classifier_pb2, classifier_pb2_grpc
 
 SERVICE_NAMES = (
     classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name,
     grpc_predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
     health.SERVICE_NAME,
 )
+STREAM_FAREWELL_S = 0.1  # at shutdown, how long streams (health Watch) get to send their last message
+SHUTDOWN_QUIET_S = 0.05  # at shutdown, calls are taken until none has arrived for this long ...
+SHUTDOWN_SETTLE_S = 1.0  # ... or for this long at the most (never longer than --grace)
 
 
 @dataclass(frozen=True)
@@ -37,11 +42,13 @@ class ServerConfig:
     host: str = "[::]"
     port: int = 50051
     metrics_port: int = 9464
+    metrics_host: str = "127.0.0.1"  # /metrics tells anyone who can reach it about the traffic: loopback unless asked
     model_name: str = "mnist"
     batching: bool = True
     max_batch: int = 64
     max_batch_delay_ms: float = 1.0
     max_images: int = 256
+    max_queue: int = DEFAULT_MAX_QUEUE
     max_message_mb: float = 4.0
     grace_s: float = 10.0
     tls_cert: Path | None = None
@@ -52,6 +59,7 @@ class ServerConfig:
 
 async def serve(card: ModelCard, model: OnnxModel, config: ServerConfig) -> None:
     """Serves until SIGTERM or SIGINT, then drains in-flight calls for up to `grace_s` seconds."""
+    check_tls_files(config)
     metrics = Metrics(config.max_batch)
     metrics.model.info({"name": card.name, "version": card.version, "sha256": card.sha256,
                         "file": card.path.name, "providers": ",".join(model.providers)})
@@ -64,37 +72,48 @@ async def serve(card: ModelCard, model: OnnxModel, config: ServerConfig) -> None
     port = bind(server, config)
     await server.start()
     try:
-        httpd, metrics_port = metrics.serve_http(config.host.strip("[]"), config.metrics_port)
+        httpd, metrics_port = metrics.serve_http(config.metrics_host.strip("[]"), config.metrics_port)
     except OSError as error:
         await server.stop(None)
-        raise StartupError(f"cannot serve metrics on port {config.metrics_port}: {error.strerror}") from None
-    log("start", port=port, metrics_port=metrics_port, model=str(card.path), name=card.name, version=card.version,
-        providers=model.providers, nodes_by_provider=model.nodes_by_provider, batching=config.batching,
-        max_batch=config.max_batch, max_batch_delay_ms=config.max_batch_delay_ms, tls=config.tls_cert is not None,
-        mutual_tls=config.tls_client_ca is not None, pid=os.getpid())
+        reason = error.strerror or str(error)
+        raise StartupError(f"cannot serve metrics on {config.metrics_host} port {config.metrics_port}: {reason}") \
+            from None
+    log("start", port=port, metrics_port=metrics_port, metrics_host=config.metrics_host, model=str(card.path),
+        name=card.name, version=card.version, providers=model.providers, nodes_by_provider=model.nodes_by_provider,
+        batching=config.batching, max_batch=config.max_batch, max_batch_delay_ms=config.max_batch_delay_ms,
+        max_queue=config.max_queue, tls=config.tls_cert is not None, mutual_tls=config.tls_client_ca is not None,
+        pid=os.getpid())
     received = await stop_signal
     await health_servicer.enter_graceful_shutdown()  # every service reports NOT_SERVING
     log("draining", signal=received.name, grace_s=config.grace_s)
     await drain(server, interceptor, config.grace_s)
     await runner.close()
     httpd.shutdown()
+    httpd.server_close()
     log("stop", signal=received.name)
 
 
 async def drain(server: grpc.aio.Server, interceptor: ObservingInterceptor, grace_s: float) -> None:
-    """Stops taking calls and lets unary calls finish within `grace_s`; streams (health Watch) are then ended
-    at once rather than holding the server for the whole grace period."""
+    """Stops taking calls and lets every call the server has taken finish within `grace_s`; streams (health
+    Watch) are ended at once rather than holding the server for the whole grace period.
+
+    Calls that have reached gRPC but not yet the Python side when gRPC stops taking calls are cancelled by gRPC
+    itself, so the server first goes on taking calls until none has arrived for SHUTDOWN_QUIET_S (or for
+    SHUTDOWN_SETTLE_S at the most): calls sent just before the signal are answered, not CANCELLED. gRPC then
+    says when the last call taken has ended (waiting instead until no call was inside a handler, then cancelling
+    the rest, cancelled calls that had arrived but not yet reached their handler).
+    """
+    await interceptor.wait_quiet(SHUTDOWN_QUIET_S, min(SHUTDOWN_SETTLE_S, grace_s))
     stopping = asyncio.create_task(server.stop(grace_s))  # cancels whatever is left when grace_s is up
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(interceptor.wait_idle(), grace_s)
-    await server.stop(None)
+    await asyncio.sleep(min(STREAM_FAREWELL_S, grace_s))  # health watchers send their NOT_SERVING meanwhile
+    interceptor.end_streams()
     await stopping
 
 
 def make_runner(model: OnnxModel, metrics: Metrics, config: ServerConfig) -> Runner:
     if config.batching:
-        return DynamicBatcher(model.run, metrics, config.max_batch, config.max_batch_delay_ms / 1000)
-    return DirectRunner(model.run, metrics, workers=os.cpu_count() or 1)
+        return DynamicBatcher(model.run, metrics, config.max_batch, config.max_batch_delay_ms / 1000, config.max_queue)
+    return DirectRunner(model.run, metrics, workers=os.cpu_count() or 1, max_queue=config.max_queue)
 
 
 async def build_server(
@@ -104,7 +123,11 @@ async def build_server(
     message_bytes = int(config.max_message_mb * 1024 * 1024)
     server = grpc.aio.server(
         interceptors=[interceptor],
-        options=[("grpc.max_receive_message_length", message_bytes), ("grpc.max_send_message_length", message_bytes)],
+        options=[
+            ("grpc.max_receive_message_length", message_bytes),
+            ("grpc.max_send_message_length", message_bytes),
+            ("grpc.so_reuseport", 0),  # on by default: a second server on the same port would share it silently
+        ],
     )
     classifier_pb2_grpc.add_ClassifierServicer_to_server(
         ClassifierService(card, model, runner, config.max_images), server
@@ -123,16 +146,87 @@ async def build_server(
 def bind(server: grpc.aio.Server, config: ServerConfig) -> int:
     """Listens on host:port (plain or TLS); returns the port, which the OS picks when port is 0."""
     address = f"{config.host}:{config.port}"
+    if config.port != 0 and (problem := bind_problem(config.host, config.port)) is not None and "in use" in problem:
+        raise StartupError(f"cannot listen on {address}: {problem}")  # before gRPC logs a line of its own about it
     try:
         if config.tls_cert is None:
             port = server.add_insecure_port(address)
         else:
             port = server.add_secure_port(address, tls_credentials(config))
-    except RuntimeError as error:
-        raise StartupError(f"cannot listen on {address} ({error})") from None
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise StartupError(f"cannot listen on {address}")
+        raise StartupError(f"cannot listen on {address}: {bind_problem(config.host, config.port) or 'gRPC refused it'}")
     return port
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why host:port cannot be listened on, found by binding it with a socket as gRPC does (SO_REUSEADDR, no
+    SO_REUSEPORT); None when it can."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # gRPC listens on both families
+            probe.bind(address)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return f"port {port} is in use by another process (is a server running already?)"
+        return error.strerror or str(error)
+    return None
+
+
+def check_tls_files(config: ServerConfig) -> None:
+    """Parses the TLS files with the ssl module before gRPC sees them (gRPC would only fail to listen), and says
+    which file is wrong: the certificate, the key, a key that is not the certificate's, or the client CA."""
+    if config.tls_cert is None:
+        return
+    cert, key = _pem_text(config.tls_cert), _pem_text(config.tls_key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if "-----BEGIN CERTIFICATE-----" not in cert:
+        raise StartupError(f"the TLS certificate {config.tls_cert} holds no PEM certificate (BEGIN CERTIFICATE)")
+    try:
+        context.load_verify_locations(cadata=cert)
+    except ssl.SSLError:
+        raise StartupError(f"the TLS certificate {config.tls_cert} is not a valid PEM certificate") from None
+    if "PRIVATE KEY-----" not in key:
+        raise StartupError(f"the TLS key {config.tls_key} holds no PEM private key (BEGIN PRIVATE KEY)")
+    if "ENCRYPTED" in key:
+        raise StartupError(f"the TLS key {config.tls_key} is encrypted; the server needs it unencrypted")
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key, password=_no_password)
+    except ssl.SSLError as error:
+        if error.reason == "KEY_VALUES_MISMATCH":
+            raise StartupError(
+                f"the TLS key {config.tls_key} is not the private key of the certificate {config.tls_cert}"
+            ) from None
+        raise StartupError(f"the TLS key {config.tls_key} is not a valid PEM private key") from None
+    except OSError as error:
+        raise StartupError(f"cannot read TLS file {error.filename}: {error.strerror}") from None
+    if config.tls_client_ca is not None:
+        client_ca = _pem_text(config.tls_client_ca)
+        try:
+            if "-----BEGIN CERTIFICATE-----" not in client_ca:
+                raise ssl.SSLError
+            context.load_verify_locations(cadata=client_ca)
+        except ssl.SSLError:
+            raise StartupError(
+                f"the TLS client CA {config.tls_client_ca} holds no valid PEM certificate"
+            ) from None
+
+
+def _pem_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("ascii", errors="replace")
+    except OSError as error:
+        raise StartupError(f"cannot read TLS file {path}: {error.strerror}") from None
+
+
+def _no_password() -> bytes:
+    raise ssl.SSLError("encrypted")  # never prompts on the terminal for an encrypted key
 
 
 def tls_credentials(config: ServerConfig) -> grpc.ServerCredentials:

@@ -5,11 +5,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from serve._proto.inference import grpc_predict_v2_pb2 as v2
-from serve.errors import InvalidInput
-from serve.model import IMAGE_SHAPE, INPUT_NAME, OUTPUT_NAME
+from mnist_edge.contract import IMAGE_SHAPE, INPUT_NAME, OUTPUT_NAME, PIXEL_MAX, PIXELS, to_model_input
+from mnist_edge.serve._v2 import grpc_predict_v2_pb2 as v2
+from mnist_edge.serve.errors import InvalidInput
 
-PIXELS = int(np.prod(IMAGE_SHAPE))  # 784
 V2_DATATYPE = "FP32"
 
 
@@ -28,8 +27,7 @@ def images_from_bytes(images: Sequence[bytes], max_images: int) -> np.ndarray:
             raise InvalidInput(
                 f"image {index} is {len(image)} bytes; each image must be {PIXELS} bytes (28x28 uint8 pixels)"
             )
-    pixels = np.frombuffer(b"".join(images), dtype=np.uint8)
-    return (pixels.astype(np.float32) / 255.0).reshape(len(images), *IMAGE_SHAPE)
+    return to_model_input(np.frombuffer(b"".join(images), dtype=np.uint8).reshape(len(images), PIXELS))
 
 
 def tensor_from_v2(request: v2.ModelInferRequest, max_images: int) -> np.ndarray:
@@ -43,7 +41,7 @@ def tensor_from_v2(request: v2.ModelInferRequest, max_images: int) -> np.ndarray
         raise InvalidInput(f"input {INPUT_NAME!r} must be {V2_DATATYPE}, not {tensor.datatype!r}")
     shape = list(tensor.shape)
     if len(shape) != 1 + len(IMAGE_SHAPE) or tuple(shape[1:]) != IMAGE_SHAPE or shape[0] < 0:
-        raise InvalidInput(f"input {INPUT_NAME!r} has shape {shape}; the model takes [N, 1, 28, 28]")
+        raise InvalidInput(f"input {INPUT_NAME!r} has shape {shape}; the model takes {['N', *IMAGE_SHAPE]}")
     check_count(shape[0], max_images)
     for output in request.outputs:
         if output.name != OUTPUT_NAME:
@@ -52,7 +50,7 @@ def tensor_from_v2(request: v2.ModelInferRequest, max_images: int) -> np.ndarray
     if not np.isfinite(values).all():
         raise InvalidInput(f"input {INPUT_NAME!r} contains NaN or infinite values")
     if values.min() < 0.0 or values.max() > 1.0:
-        raise InvalidInput(f"input {INPUT_NAME!r} has values outside 0.0 to 1.0 (pixels are uint8 / 255)")
+        raise InvalidInput(f"input {INPUT_NAME!r} has values outside 0.0 to 1.0 (pixels are uint8 / {PIXEL_MAX})")
     return values.reshape(shape)
 
 

@@ -55,12 +55,13 @@ def copy_bundle(folder: Path) -> Path:
 
 
 class ServerProcess:
-    """`python -m serve` on free local ports; its JSON log lines go to a file the test can read.
+    """`python -m mnist_edge.serve` on free local ports; its JSON log lines go to a file the test can read.
     `model=None` leaves the choice to the server's default."""
 
     def __init__(self, log_path: Path, *args: str, model: Path | None = MODEL) -> None:
         self.log_path = log_path
-        command = [sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0",
+        command = [sys.executable, "-m", "mnist_edge.serve", "--host", "127.0.0.1", "--port", "0",
+                   "--metrics-port", "0",
                    *(["--model", str(model)] if model else []), *args]
         with log_path.open("w") as log:
             self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -107,8 +108,25 @@ class ServerProcess:
             self.process.wait()
 
 
+def make_certificates(folder: Path) -> Path:
+    """A CA (ca.pem, ca.key), a server certificate for 127.0.0.1 (server.pem, server.key) and a client certificate
+    (client.pem, client.key), all signed by the CA, written into `folder` with openssl; returns `folder`."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test-ca", "-days", "1")
+    for name, extension in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        (folder / f"{name}.ext").write_text(extension + "\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.pem", "-days", "1", "-extfile", f"{name}.ext")
+    return folder
+
+
 def run_server_expecting_failure(*args: str, model: Path = MODEL, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Runs `python -m serve` that must refuse to start; returns the finished process."""
-    command = [sys.executable, "-m", "serve", "--model", str(model), "--host", "127.0.0.1", "--port", "0",
+    """Runs `python -m mnist_edge.serve` that must refuse to start; returns the finished process."""
+    command = [sys.executable, "-m", "mnist_edge.serve", "--model", str(model), "--host", "127.0.0.1", "--port", "0",
                "--metrics-port", "0", *args]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)

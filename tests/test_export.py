@@ -21,15 +21,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from export.bundle import install
-from export.cli import main as export_main
-from export.compact import compact
-from export.errors import BadInput
-from export.evaluate import onnx_logits, to_model_input, torch_logits
-from export.quantize import QuantSettings, census, quantize
-from export.rewrite import fold_normalization, widen_for_int8
-from train.data import load_split
-from train.model import MnistNet, Normalize
+from mnist_edge.contract import to_model_input
+from mnist_edge.export.bundle import install
+from mnist_edge.export.cli import main as export_main
+from mnist_edge.export.compact import compact
+from mnist_edge.export.errors import BadInput
+from mnist_edge.export.evaluate import onnx_logits, torch_logits
+from mnist_edge.export.quantize import QuantSettings, census, quantize
+from mnist_edge.export.rewrite import fold_normalization, widen_for_int8
+from mnist_edge.train.checkpoint import Checkpoint, save_checkpoint
+from mnist_edge.train.config import Config
+from mnist_edge.train.data import load_split
+from mnist_edge.train.model import MnistNet, Normalize
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models"
@@ -46,10 +49,10 @@ def mnist() -> dict[str, np.ndarray]:
             "test_x": to_model_input(test_images.numpy()), "test_labels": test_labels.numpy()}
 
 
-def save_checkpoint(model: torch.nn.Module, path: Path, test_acc: float) -> Path:
-    """A checkpoint in the layout train/ writes (the keys export reads, plus the run facts)."""
-    torch.save({"model": model.state_dict(), "config": {"widths": list(model.widths), "seed": 0, "epochs": 1},
-                "history": [{"epoch": 1, "test_acc": test_acc}], "epoch": 1, "seed": 0}, path)
+def write_checkpoint(weights: dict, path: Path, test_acc: float = 80.0) -> Path:
+    """A one-epoch checkpoint written by train's own writer, holding `weights` as the model."""
+    save_checkpoint(Checkpoint(Config(epochs=1), weights, {}, {}, torch.Generator().get_state(),
+                               [{"epoch": 1, "test_acc": test_acc}]), path)
     return path
 
 
@@ -71,7 +74,7 @@ def weak_model(mnist) -> MnistNet:
 
 @pytest.fixture(scope="module")
 def weak_checkpoint(weak_model, tmp_path_factory) -> Path:
-    return save_checkpoint(weak_model, tmp_path_factory.mktemp("run") / "checkpoint.pt", test_acc=80.0)
+    return write_checkpoint(weak_model.state_dict(), tmp_path_factory.mktemp("run") / "checkpoint.pt")
 
 
 @pytest.fixture(scope="module")
@@ -306,9 +309,13 @@ def corrupt_checkpoint(tmp_path: Path, checkpoint: Path) -> list[str]:
 
 
 def other_architecture(tmp_path: Path, checkpoint: Path) -> list[str]:
-    path = tmp_path / "checkpoint.pt"
-    torch.save({"model": torch.nn.Linear(784, 10).state_dict(), "config": {}, "history": [{"epoch": 1}]}, path)
+    path = write_checkpoint(torch.nn.Linear(784, 10).state_dict(), tmp_path / "checkpoint.pt")
     return ["--checkpoint", str(path), "--out", str(tmp_path / "out")]
+
+
+def not_a_training_checkpoint(tmp_path: Path, checkpoint: Path) -> list[str]:
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "checkpoint.pt")
+    return ["--checkpoint", str(tmp_path / "checkpoint.pt"), "--out", str(tmp_path / "out")]
 
 
 def missing_checkpoint(tmp_path: Path, checkpoint: Path) -> list[str]:
@@ -327,8 +334,9 @@ def out_is_a_foreign_folder(tmp_path: Path, checkpoint: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("make_args, phrase", [
-    (missing_checkpoint, "does not exist"),
-    (corrupt_checkpoint, "is corrupt"),
+    (missing_checkpoint, "there is no checkpoint at"),
+    (corrupt_checkpoint, "is not a readable training checkpoint"),
+    (not_a_training_checkpoint, "is not a checkpoint written by `mnist-edge train`"),
     (other_architecture, "does not hold an MnistNet"),
     (out_is_a_file, "is a file"),
     (out_is_a_foreign_folder, "no manifest.json"),
@@ -393,18 +401,19 @@ def test_shipped_manifest_matches_its_files():
     assert manifest["accuracy"]["int8"] >= 99.4
 
 
-def run_example(model: Path, image: Path) -> subprocess.CompletedProcess:
-    """Runs examples/classify_image.py and reports which of torch and the project's packages it imported."""
+def run_example(model: Path, image: Path, *options: str) -> subprocess.CompletedProcess:
+    """Runs examples/classify_image.py and reports which of torch and the project's heavy packages it imported."""
     probe = "\n".join([
         "import runpy, sys",
         "sys.argv = sys.argv[1:]",
         "try:",
         "    runpy.run_path(sys.argv[0], run_name='__main__')",
         "finally:",
-        "    print('imported:', sorted({'torch', 'train', 'export', 'serve'} & set(sys.modules)))",
+        "    heavy = {'torch', 'mnist_edge.train', 'mnist_edge.export', 'mnist_edge.serve'}",
+        "    print('imported:', sorted(heavy & set(sys.modules)))",
     ])
     return subprocess.run([sys.executable, "-c", probe, str(REPO / "examples" / "classify_image.py"), str(model),
-                           str(image)], capture_output=True, text=True, timeout=60, cwd=REPO / "examples")
+                           str(image), *options], capture_output=True, text=True, timeout=60, cwd=REPO / "examples")
 
 
 @pytest.mark.parametrize("digit", range(10))
@@ -415,10 +424,10 @@ def test_example_classifies_the_sample_digits(digit):
     assert imported == "imported: []"
 
 
-def test_example_inverts_a_dark_digit_on_white(tmp_path):
+def test_example_inverts_a_dark_digit_on_white_on_request(tmp_path):
     from PIL import Image, ImageOps
 
     image = ImageOps.invert(Image.open(REPO / "examples" / "digit_7.png")).resize((56, 56))
     image.save(tmp_path / "seven.png")
-    result = run_example(SHIPPED / "mnist_int8.ort", tmp_path / "seven.png")
-    assert result.stdout.startswith("7 ") and "inverted" in result.stdout, result.stdout + result.stderr
+    result = run_example(SHIPPED / "mnist_int8.ort", tmp_path / "seven.png", "--invert")
+    assert result.stdout.startswith("7 "), result.stdout + result.stderr

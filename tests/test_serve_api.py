@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from serve_harness import BUNDLE, MODEL, ServerProcess, mnist_test_set, reference_probabilities
 
-from serve.client import ClassifierClient
+from mnist_edge.serve.client import ClassifierClient
 
 SERVICES = {
     "mnist_edge.v1.Classifier",

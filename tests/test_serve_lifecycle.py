@@ -13,9 +13,18 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from serve_harness import BUNDLE, MODEL, REPO, ServerProcess, copy_bundle, mnist_test_set, run_server_expecting_failure
+from serve_harness import (
+    BUNDLE,
+    MODEL,
+    REPO,
+    ServerProcess,
+    copy_bundle,
+    make_certificates,
+    mnist_test_set,
+    run_server_expecting_failure,
+)
 
-from serve.client import ClassifierClient
+from mnist_edge.serve.client import ClassifierClient
 
 IMAGE = mnist_test_set(1)[0]
 # A request large enough that its model run (about a second on one core) outlasts what a test does meanwhile.
@@ -89,7 +98,7 @@ def test_work_for_an_expired_deadline_is_skipped(tmp_path):
 def test_the_default_model_is_the_shipped_int8_model(tmp_path):
     with ServerProcess(tmp_path / "log.jsonl", model=None) as server, ClassifierClient(server.target) as client:
         assert client.model_info().model_file == "mnist_int8.onnx"
-        assert server.events()[0]["model"] == "models/mnist_int8.onnx"
+        assert server.events()[0]["model"] == str(MODEL)  # the bundle the package installs
         assert server.stop() == 0
 
 
@@ -123,19 +132,7 @@ def certificates(tmp_path_factory):
     """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
-    folder = tmp_path_factory.mktemp("tls")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-
-    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test-ca", "-days", "1")
-    for name, extension in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
-        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        (folder / f"{name}.ext").write_text(extension + "\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", f"{name}.pem", "-days", "1", "-extfile", f"{name}.ext")
-    return folder
+    return make_certificates(tmp_path_factory.mktemp("tls"))
 
 
 def test_mutual_tls_accepts_a_signed_client_and_refuses_others(tmp_path, certificates):
@@ -166,11 +163,12 @@ def test_tls_serves_clients_that_trust_the_ca(tmp_path, certificates):
 
 def test_serve_never_imports_torch():
     code = (
-        "import importlib, pkgutil, sys, serve\n"
-        "for module in pkgutil.walk_packages(serve.__path__, 'serve.'):\n"
-        "    if module.name != 'serve.__main__':\n"
+        "import importlib, pkgutil, sys\n"
+        "import mnist_edge.serve as serve\n"
+        "for module in pkgutil.walk_packages(serve.__path__, 'mnist_edge.serve.'):\n"
+        "    if module.name != 'mnist_edge.serve.__main__':\n"
         "        importlib.import_module(module.name)\n"
-        "assert 'serve.server' in sys.modules and 'onnxruntime' in sys.modules\n"
+        "assert 'mnist_edge.serve.server' in sys.modules and 'onnxruntime' in sys.modules\n"
         "assert 'torch' not in sys.modules, 'serve imported torch'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from serve_harness import ServerProcess, mnist_test_set, reference_probabilities
 
-from serve.client import ClassifierClient
+from mnist_edge.serve.client import ClassifierClient
 
 CALLS, CALLERS = 2000, 32
 

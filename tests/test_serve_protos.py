@@ -10,7 +10,6 @@ from serve_harness import REPO
 from tritonclient.grpc import service_pb2 as triton_service
 
 PROTOS = REPO / "protos"
-STUBS = REPO / "serve" / "_proto"
 V2_MESSAGES = [
     "ServerLiveRequest", "ServerLiveResponse", "ServerReadyRequest", "ServerReadyResponse", "ModelReadyRequest",
     "ModelReadyResponse", "ServerMetadataRequest", "ServerMetadataResponse", "ModelMetadataRequest",
@@ -19,15 +18,16 @@ V2_MESSAGES = [
 
 
 def generated_files(folder) -> dict[str, str]:
-    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.suffix in (".py", ".pyi")}
+    stubs = sorted(folder.rglob("*_pb2*"))
+    return {str(p.relative_to(folder)): p.read_text() for p in stubs if p.suffix in (".py", ".pyi")}
 
 
 def test_committed_stubs_are_what_the_protos_generate(tmp_path):
     pytest.importorskip("grpc_tools")
     subprocess.run([sys.executable, str(PROTOS / "generate.py"), "--out", str(tmp_path)], check=True)
-    fresh, committed = generated_files(tmp_path), generated_files(STUBS)
+    fresh, committed = generated_files(tmp_path), generated_files(PROTOS)
     stale = sorted(name for name in fresh.keys() | committed.keys() if fresh.get(name) != committed.get(name))
-    assert not stale, f"stale stubs {stale}: run `python protos/generate.py` and commit serve/_proto/"
+    assert not stale, f"stale stubs {stale}: run `python protos/generate.py` and commit protos/"
 
 
 def compiled_v2_proto(tmp_path) -> descriptor_pb2.FileDescriptorProto:

@@ -1,6 +1,6 @@
 import torch
 
-from train.augment import random_affine
+from mnist_edge.train.augment import random_affine
 
 
 def test_shape_dtype_and_range_are_kept():
@@ -50,7 +50,7 @@ def test_each_output_stays_with_its_own_input():
 
 def test_digits_keep_their_ink():
     """Small affine changes neither erase nor smear a digit: its ink stays within a third of the original."""
-    from train.data import load_split
+    from mnist_edge.train.data import load_split
 
     images, _ = load_split(train=False)
     x = images[:256].unsqueeze(1).float() / 255

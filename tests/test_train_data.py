@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from train.data import VENDORED_DIR, DataError, load_split, verify
+from mnist_edge.train.data import VENDORED_DIR, DataError, load_split, verify
 
 
 @pytest.fixture()
@@ -44,7 +44,7 @@ def test_missing_file_names_the_file(data_copy):
 def test_cli_reports_corrupt_data_in_one_sentence(data_copy, tmp_path):
     (data_copy / "train-labels-idx1-ubyte.gz").write_bytes(b"not a gzip file")
     result = subprocess.run(
-        [sys.executable, "-m", "train", "--data-dir", str(data_copy), "--out", str(tmp_path / "run")],
+        [sys.executable, "-m", "mnist_edge.train", "--data-dir", str(data_copy), "--out", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2

@@ -1,6 +1,6 @@
 import torch
 
-from train.model import MnistNet, parameter_count, receptive_field
+from mnist_edge.train.model import MnistNet, parameter_count, receptive_field
 
 
 def test_parameter_budget():

@@ -4,8 +4,10 @@ import json
 import pytest
 import torch
 
-from train import cli
-from train.trainer import Config, Trainer
+from mnist_edge.train import cli
+from mnist_edge.train.checkpoint import read_checkpoint
+from mnist_edge.train.errors import CheckpointError
+from mnist_edge.train.trainer import Config, Trainer
 
 
 def small_config(out_dir) -> Config:
@@ -32,7 +34,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
         first = Trainer(small_config(tmp_path / "resumed"))
         with pytest.raises(KeyboardInterrupt):
             first.run()
-    assert torch.load(first.checkpoint_path, weights_only=False)["epoch"] == 1
+    assert len(read_checkpoint(first.checkpoint_path).history) == 1
 
     resumed = Trainer(small_config(tmp_path / "resumed"))
     resumed.resume()
@@ -61,12 +63,26 @@ def test_cli_ctrl_c_exits_cleanly_and_outputs_are_written(tmp_path, monkeypatch,
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_resume_without_checkpoint_says_so(tmp_path):
-    with pytest.raises(SystemExit, match="no checkpoint"):
+def test_resume_without_checkpoint_raises_a_typed_error(tmp_path):
+    with pytest.raises(CheckpointError, match="there is no checkpoint at"):
         Trainer(small_config(tmp_path / "empty")).resume()
 
 
-def test_resume_from_a_corrupt_checkpoint_says_so(tmp_path, capsys):
-    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(SystemExit, match="is not a readable checkpoint"):
-        cli.main(["--resume", "--out", str(tmp_path)])
+def foreign_recipe(path):
+    checkpoint = read_checkpoint(path)
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "config": {**state["config"], "dropout": 0.5}}, path)
+    return checkpoint
+
+
+@pytest.mark.parametrize("spoil, phrase", [
+    (lambda path: path.write_bytes(b"not a checkpoint"), "is not a readable training checkpoint"),
+    (lambda path: torch.save(torch.zeros(3), path), "is not a checkpoint written by `mnist-edge train`"),
+    (foreign_recipe, "settings this version does not know: dropout"),
+])
+def test_resume_from_a_bad_checkpoint_is_one_sentence_and_exit_2(spoil, phrase, tmp_path, capsys):
+    Trainer(small_config(tmp_path)).save()
+    spoil(tmp_path / "checkpoint.pt")
+    assert cli.main(["--resume", "--threads", "1", "--out", str(tmp_path)]) == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and message.startswith("mnist-edge train: ") and phrase in message, message

@@ -1,11 +1,16 @@
-"""`mnist-edge train` (also `python -m train`): train the default recipe or a variation of it."""
+"""`mnist-edge train` (also `python -m mnist_edge.train`): train the default recipe or a variation of it."""
 from __future__ import annotations
 
 import argparse
 import sys
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
-from train.trainer import Config
+from mnist_edge.train.config import Config
+from mnist_edge.train.errors import TrainError
+
+if TYPE_CHECKING:
+    from mnist_edge.train.trainer import Trainer
 
 DEFAULTS = Config()
 
@@ -38,13 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
 def print_summary(config: Config) -> None:
     from torchinfo import summary
 
-    from train.model import MnistNet, parameter_count, receptive_field
+    from mnist_edge.train.model import MnistNet, parameter_count, receptive_field
 
     model = MnistNet(tuple(config.widths))
     print(summary(model, input_size=(1, 1, 28, 28), col_names=("output_size", "num_params", "kernel_size"),
                   depth=3, verbose=0))
     print(f"trainable parameters: {parameter_count(model):,}")
     print(f"receptive field: {receptive_field(model)} x {receptive_field(model)} pixels (input 28 x 28)")
+
+
+def start(config: Config, resume: bool) -> Trainer:
+    """A Trainer for a new run, or for the run in config.out_dir continued from its checkpoint."""
+    from mnist_edge.train.trainer import Trainer, resumed_config  # torch: only past --help
+
+    if resume:
+        config = resumed_config(config)
+    trainer = Trainer(config)
+    if resume:
+        trainer.resume()
+    return trainer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,19 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(config)
         return 0
 
-    from train.data import DataError
-    from train.plots import plot_curves
-    from train.trainer import Trainer, resumed_config
+    from mnist_edge.train.plots import plot_curves
 
-    if args.resume:
-        config = resumed_config(config)
     try:
-        trainer = Trainer(config)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
+        trainer = start(config, args.resume)
+    except TrainError as err:
+        print(f"mnist-edge train: {err}.", file=sys.stderr)
         return 2
-    if args.resume:
-        trainer.resume()
     summary = trainer.metrics()
     print(f"training on {summary['device']}: {summary['parameters']:,} parameters, "
           f"{config.epochs} epochs, seed {config.seed}, run folder {trainer.out_dir}", flush=True)

@@ -3,7 +3,6 @@ a cache in torchvision's layout, and read by torchvision's own MNIST dataset."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import tempfile
@@ -11,6 +10,9 @@ from pathlib import Path
 
 import torch
 from torchvision.datasets import MNIST
+
+from mnist_edge.contract import sha256_of
+from mnist_edge.train.errors import DataError
 
 VENDORED_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
 FILES = (
@@ -21,24 +23,15 @@ FILES = (
 )
 
 
-class DataError(RuntimeError):
-    """A data file is missing or corrupt; the message names the file and the fix."""
-
-
 def default_cache_dir() -> Path:
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(root) / "mnist-edge"
 
 
-def sha256_of(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def read_checksums(data_dir: Path) -> dict[str, str]:
     sums = data_dir / "SHA256SUMS"
     if not sums.is_file():
-        raise DataError(f"{sums} is missing: restore it with `git checkout -- {data_dir.name}/SHA256SUMS`.")
+        raise DataError(f"{sums} is missing: restore it with `git checkout -- {data_dir.name}/SHA256SUMS`")
     pairs = (line.split() for line in sums.read_text().splitlines() if line.strip())
     return {name.lstrip("*"): digest for digest, name in pairs}
 
@@ -50,9 +43,9 @@ def verify(data_dir: Path) -> None:
         path = data_dir / name
         fix = f"restore it from the repository (`git checkout -- {path}`) or pass --data-dir"
         if not path.is_file():
-            raise DataError(f"MNIST file {path} is missing: {fix}.")
+            raise DataError(f"MNIST file {path} is missing: {fix}")
         if sha256_of(path) != expected.get(name):
-            raise DataError(f"MNIST file {path} is corrupt (its sha256 does not match SHA256SUMS): {fix}.")
+            raise DataError(f"MNIST file {path} is corrupt (its sha256 does not match SHA256SUMS): {fix}")
 
 
 def unpack(data_dir: Path, cache_dir: Path) -> Path:
@@ -85,7 +78,7 @@ def load_split(train: bool, data_dir: Path | None = None,
     """
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     if data_dir is not None and not Path(data_dir).is_dir():
-        raise DataError(f"--data-dir {data_dir} is not a folder: point it at the folder with the four MNIST .gz files.")
+        raise DataError(f"--data-dir {data_dir} is not a folder: point it at the folder with the four MNIST .gz files")
     data_dir = Path(data_dir) if data_dir else VENDORED_DIR
     if data_dir.is_dir():
         verify(data_dir)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Pixel statistics of the MNIST training images on the 0-1 scale (see data/mnist/README.md).
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
+from mnist_edge.contract import MNIST_MEAN, MNIST_STD
 
 
 class Normalize(nn.Module):
@@ -33,7 +31,8 @@ def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
 class MnistNet(nn.Module):
     """Three stages of 3x3 convolutions (28x28, 14x14, 7x7), global average pooling and a 1x1 classifier.
 
-    Widths are multiples of 8, which int8 kernels handle best; the parameter count stays under 10,000.
+    The export widens narrow layers for ONNX Runtime's int8 kernels (export/rewrite.py says by which rule); the
+    parameter count stays under 10,000.
     """
 
     def __init__(self, widths: tuple[int, ...] = (8, 8, 16, 16, 16, 16), num_classes: int = 10) -> None:

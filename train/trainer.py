@@ -4,60 +4,28 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from train.augment import random_affine
-from train.data import load_split
-from train.model import MnistNet, parameter_count
-
-
-@dataclass
-class Config:
-    epochs: int = 15
-    batch_size: int = 256
-    lr: float = 0.3  # peak learning rate of the one-cycle schedule
-    schedule: str = "onecycle"  # onecycle | cosine | constant
-    warmup: float = 0.2  # fraction of the steps spent rising to the peak (onecycle)
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.05
-    max_degrees: float = 10.0
-    max_shift: float = 2.0
-    max_scale: float = 0.1
-    widths: tuple[int, ...] = (8, 8, 16, 16, 16, 16)
-    val_split: int = 0  # training images held out for tuning; the test set is never used to tune
-    subset: int = 0  # train on only the first N training images (smoke tests); 0 = all
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # auto | bf16 | fp32: the arithmetic of the training step (evaluation is always fp32)
-    threads: int = 0  # CPU threads; 0 = all cores
-    data_dir: str | None = None
-    out_dir: str = "runs/default"
-    progress: bool = field(default_factory=lambda: sys.stdout.isatty())
-
-
-def load_checkpoint(path: Path) -> dict:
-    if not path.is_file():
-        raise SystemExit(f"--resume: no checkpoint at {path}; start without --resume.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated or foreign file: say so rather than print a traceback
-        raise SystemExit(f"--resume: {path} is not a readable checkpoint ({err}).") from err
+from mnist_edge.contract import PIXEL_MAX
+from mnist_edge.train.augment import random_affine
+from mnist_edge.train.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
+from mnist_edge.train.config import Config
+from mnist_edge.train.data import load_split
+from mnist_edge.train.errors import ConfigError
+from mnist_edge.train.model import MnistNet, parameter_count
 
 
 def resumed_config(config: Config) -> Config:
     """The recipe the interrupted run started with (so the schedule continues as planned), keeping only where
     and how this process runs from `config`."""
-    saved = load_checkpoint(Path(config.out_dir) / "checkpoint.pt")["config"]
-    saved["widths"] = tuple(saved["widths"])
-    return replace(Config(**saved), out_dir=config.out_dir, device=config.device, threads=config.threads,
+    saved = read_checkpoint(Path(config.out_dir) / "checkpoint.pt").config
+    return replace(saved, out_dir=config.out_dir, device=config.device, threads=config.threads,
                    progress=config.progress)
 
 
@@ -65,7 +33,7 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda was asked for, but PyTorch sees no CUDA GPU on this machine.")
+        raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU on this machine")
     return torch.device(name)
 
 
@@ -82,7 +50,7 @@ def pick_precision(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         name = "bf16" if native_bfloat16(device) else "fp32"
     if name not in ("bf16", "fp32"):
-        raise ValueError(f"unknown precision {name!r}: choose auto, bf16 or fp32")
+        raise ConfigError(f"unknown precision {name!r}: choose auto, bf16 or fp32")
     return torch.bfloat16 if name == "bf16" else torch.float32
 
 
@@ -97,7 +65,7 @@ class Split:
         return len(self.labels)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index].float().div_(255), self.labels[index]
+        return self.images[index].float().div_(PIXEL_MAX), self.labels[index]
 
 
 def load_splits(config: Config, device: torch.device) -> dict[str, Split]:
@@ -126,7 +94,7 @@ def make_scheduler(config: Config, optimizer: torch.optim.Optimizer, total_steps
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     if config.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    raise ValueError(f"unknown schedule {config.schedule!r}: choose onecycle, cosine or constant")
+    raise ConfigError(f"unknown schedule {config.schedule!r}: choose onecycle, cosine or constant")
 
 
 @torch.no_grad()
@@ -173,30 +141,17 @@ class Trainer:
         return self.out_dir / "checkpoint.pt"
 
     def save(self) -> None:
-        """Writes checkpoint.pt atomically: a crash mid-write leaves the previous checkpoint intact."""
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "generator": self.generator.get_state(),
-            "epoch": len(self.history),
-            "history": self.history,
-            "config": asdict(self.config),
-            "seed": self.config.seed,
-            "parameters": parameter_count(self.model),
-        }
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint_path.with_suffix(".pt.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        save_checkpoint(Checkpoint(self.config, self.model.state_dict(), self.optimizer.state_dict(),
+                                   self.scheduler.state_dict(), self.generator.get_state(), self.history),
+                        self.checkpoint_path)
 
     def resume(self) -> None:
-        state = load_checkpoint(self.checkpoint_path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.generator.set_state(state["generator"].cpu())
-        self.history = state["history"]
+        checkpoint = read_checkpoint(self.checkpoint_path)
+        self.model.load_state_dict(checkpoint.model)
+        self.optimizer.load_state_dict(checkpoint.optimizer)
+        self.scheduler.load_state_dict(checkpoint.scheduler)
+        self.generator.set_state(checkpoint.generator.cpu())
+        self.history = checkpoint.history
 
     # --- training ----------------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> tuple[float, float]:

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from . import classifier_pb2 as mnist__edge_dot_v1_dot_classifier__pb2
+from mnist_edge.v1 import classifier_pb2 as mnist__edge_dot_v1_dot_classifier__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

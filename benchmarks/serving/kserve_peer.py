@@ -1,9 +1,10 @@
-"""The comparison peer of benchmarks/serve.py: the model served the way a KServe user would serve it, a custom
+"""The serving benchmark's comparison peer: the model served the way a KServe user would serve it, a custom
 `kserve.Model` running the ONNX file in ONNX Runtime behind KServe's `ModelServer` (v2 gRPC and REST).
 
-It needs the `kserve` package, which benchmarks/serve.py installs into a virtual environment of its own:
+It needs the `kserve` package, which the benchmark installs into a virtual environment of its own:
 
-    .venv-kserve/bin/python benchmarks/kserve_peer.py --model models/mnist_int8.onnx --grpc-port 8081 --http-port 8080
+    .venv-kserve/bin/python benchmarks/serving/kserve_peer.py --model models/mnist_int8.onnx \
+        --grpc-port 8081 --http-port 8080
 
 It is a comparison, not part of the product: no input checks beyond KServe's own.
 """
