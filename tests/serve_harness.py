@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_edge.contract import INPUT_NAME, to_model_input
+
 REPO = Path(__file__).resolve().parent.parent
 # MNIST_EDGE_BUNDLE points the tests at another bundle folder, e.g. a fresh export.
 BUNDLE = Path(os.environ.get("MNIST_EDGE_BUNDLE", REPO / "models"))
@@ -41,7 +43,7 @@ def reference_probabilities(images: np.ndarray, model: Path = MODEL) -> np.ndarr
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    logits = session.run(None, {"image": (images.astype(np.float32) / 255).reshape(-1, 1, 28, 28)})[0]
+    logits = session.run(None, {INPUT_NAME: to_model_input(images)})[0]
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
 

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from serve_harness import BUNDLE, MODEL, ServerProcess, mnist_test_set, reference_probabilities
 
+from mnist_edge.contract import to_model_input
 from mnist_edge.serve.client import ClassifierClient
 
 SERVICES = {
@@ -104,7 +105,7 @@ def test_tritonclient_live_ready_metadata_and_infer(server, manifest):
 
     images, _ = mnist_test_set(8)
     tensor = triton.InferInput("image", [8, 1, 28, 28], "FP32")
-    tensor.set_data_from_numpy((images / 255).astype(np.float32).reshape(8, 1, 28, 28))
+    tensor.set_data_from_numpy(to_model_input(images))
     result = client.infer("mnist", [tensor], outputs=[triton.InferRequestedOutput("logits")], request_id="r-1")
     logits = result.as_numpy("logits")
     assert logits.shape == (8, 10) and result.get_response().id == "r-1"
@@ -116,7 +117,7 @@ def test_tritonclient_live_ready_metadata_and_infer(server, manifest):
 def test_v2_typed_contents_give_the_same_logits_as_raw(server):
     from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-    pixels = (mnist_test_set(2)[0] / 255).astype(np.float32)
+    pixels = to_model_input(mnist_test_set(2)[0])
     tensor = service_pb2.ModelInferRequest.InferInputTensor(name="image", datatype="FP32", shape=[2, 1, 28, 28])
     typed = service_pb2.ModelInferRequest(model_name="mnist", inputs=[tensor])
     typed.inputs[0].contents.fp32_contents.extend(pixels.ravel().tolist())

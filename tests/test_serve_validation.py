@@ -11,13 +11,14 @@ from serve_harness import ServerProcess, mnist_test_set, reference_probabilities
 from tritonclient.grpc import service_pb2 as v2
 from tritonclient.grpc import service_pb2_grpc as v2_grpc
 
+from mnist_edge.contract import to_model_input
 from mnist_edge.v1 import classifier_pb2 as pb
 from mnist_edge.v1 import classifier_pb2_grpc as pb_grpc
 
 MAX_IMAGES = 16
 REFUSALS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED}
 IMAGES, _ = mnist_test_set(2)
-PIXELS = (IMAGES / 255).astype(np.float32).reshape(2, 1, 28, 28)
+PIXELS = to_model_input(IMAGES)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 import torch
 
+from mnist_edge.contract import PIXEL_MAX
 from mnist_edge.train.augment import random_affine
 
 
@@ -53,7 +54,7 @@ def test_digits_keep_their_ink():
     from mnist_edge.train.data import load_split
 
     images, _ = load_split(train=False)
-    x = images[:256].unsqueeze(1).float() / 255
+    x = images[:256].unsqueeze(1).float() / PIXEL_MAX
     out = random_affine(x, torch.Generator().manual_seed(1))
     ink_ratio = out.sum((1, 2, 3)) / x.sum((1, 2, 3))
     assert ((ink_ratio > 0.7) & (ink_ratio < 1.35)).all()
