@@ -20,7 +20,7 @@ def check_destination(out: Path) -> None:
 
 
 def install(finished: Path, out: Path) -> None:
-    """Moves the files of the folder `finished` to the folder `out`, replacing the bundle there.
+    """Moves the files and subfolders of the folder `finished` to the folder `out`, replacing the bundle there.
 
     They are first copied into a hidden folder next to `out` (same file system), so that the switch itself is
     two renames: the old bundle out of the way, the new one in.
@@ -30,7 +30,8 @@ def install(finished: Path, out: Path) -> None:
     try:
         incoming.mkdir(parents=True)
         for path in finished.iterdir():
-            shutil.copyfile(path, incoming / path.name)
+            copy = shutil.copytree if path.is_dir() else shutil.copyfile  # the Triton model repository is a tree
+            copy(path, incoming / path.name)
         if out.exists():
             out.rename(retired)
         incoming.rename(out)

@@ -9,19 +9,19 @@ import onnx
 import onnxruntime
 import torch
 
-from mnist_edge.contract import LABELS, MANIFEST_FILE, MANIFEST_FORMAT, input_spec, output_spec, sha256_of
+from mnist_edge.contract import LABELS, MANIFEST_FILE, MANIFEST_FORMAT, MODEL_NAME, input_spec, output_spec, sha256_of
 from mnist_edge.export.evaluate import Evaluation
 from mnist_edge.export.onnx_export import OPSET
 from mnist_edge.export.quantize import FORMATS, METHODS, NodeCensus, QuantSettings
 from mnist_edge.train.checkpoint import Checkpoint
 
-NAME = "mnist"
-
 
 def file_entries(folder: Path) -> dict[str, dict]:
-    """sha256 and size of every file in the folder but the manifest itself."""
-    return {path.name: {"sha256": sha256_of(path), "bytes": path.stat().st_size}
-            for path in sorted(folder.iterdir()) if path.name != MANIFEST_FILE}
+    """sha256 and size of every file in the folder and its subfolders but the manifest itself, by '/'-separated
+    path relative to the folder (a top-level file's key is its name)."""
+    paths = (path for path in sorted(folder.rglob("*")) if path.is_file() and path != folder / MANIFEST_FILE)
+    return {path.relative_to(folder).as_posix(): {"sha256": sha256_of(path), "bytes": path.stat().st_size}
+            for path in paths}
 
 
 def build_manifest(folder: Path, int8_name: str, run: Checkpoint, results: Evaluation, nodes: NodeCensus,
@@ -30,7 +30,7 @@ def build_manifest(folder: Path, int8_name: str, run: Checkpoint, results: Evalu
     files = file_entries(folder)
     return {
         "format": MANIFEST_FORMAT,
-        "name": NAME,
+        "name": MODEL_NAME,
         "version": f"{now:%Y%m%d}-{files[int8_name]['sha256'][:8]}",
         "created": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "files": files,

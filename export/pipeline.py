@@ -22,6 +22,7 @@ from mnist_edge.export.ort_format import convert_to_ort
 from mnist_edge.export.quantize import NodeCensus, QuantSettings, census, quantize
 from mnist_edge.export.report import write_report
 from mnist_edge.export.rewrite import fold_normalization, widen_for_int8
+from mnist_edge.export.triton import write_triton_repository
 from mnist_edge.train.checkpoint import load_model
 from mnist_edge.train.data import load_split
 from mnist_edge.train.errors import TrainError
@@ -104,6 +105,7 @@ def run_export(
             raise CheckFailed(f"{ort_path.name} predicts differently from {INT8} on the test set.")
         write_c_header(ort_path, work / HEADER)
         write_report(work, test_images, results, nodes, options.settings)
+        write_triton_repository(work / INT8, work)  # after the report: its file table lists the device files
         manifest = build_manifest(work, INT8, run, results, nodes, options.settings, parameter_count(model))
         write_manifest(work, manifest)
         install(work, options.out)

@@ -37,7 +37,7 @@ from mnist_edge.train.model import MnistNet, Normalize
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models"
 BUNDLE_FILES = {"mnist_fp32.onnx", "mnist_int8.onnx", "mnist_int8.ort", "required_operators.config", "mnist_int8.h",
-                "manifest.json", "report.md", "confusion_int8.png", "misclassified_int8.png"}
+                "manifest.json", "report.md", "confusion_int8.png", "misclassified_int8.png", "model_repository"}
 
 
 # --- fixtures ------------------------------------------------------------------------------------------------
@@ -236,7 +236,8 @@ def test_int8_file_is_at_most_40_percent_of_the_fp32_file(bundle):
 # --- the bundle --------------------------------------------------------------------------------------------------
 def check_manifest(folder: Path) -> dict:
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert set(manifest["files"]) == {p.name for p in folder.iterdir()} - {"manifest.json"}
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert set(manifest["files"]) == files - {"manifest.json"}
     for name, entry in manifest["files"].items():
         data = (folder / name).read_bytes()
         assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}, name
@@ -290,10 +291,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_gate_refuses_a_weak_model_and_leaves_the_bundle_alone(weak_checkpoint, bundle, tmp_path, capsys):
-    out = tmp_path / "models"
-    out.mkdir()
-    for path in bundle.iterdir():
-        (out / path.name).write_bytes(path.read_bytes())
+    out = shutil.copytree(bundle, tmp_path / "models")
     before = snapshot(tmp_path)
     assert export_main(["--checkpoint", str(weak_checkpoint), "--out", str(out)]) == 1
     message = capsys.readouterr().err.strip()
