@@ -6,7 +6,6 @@ numpy only (Pillow just for reading image files), so that any side, a device exa
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 from typing import Any
 
@@ -84,17 +83,27 @@ def check_manifest(manifest: Any) -> None:
 
 
 # --- pictures to model input ---------------------------------------------------------------------------------------
-def _round(value: float) -> int:
-    return math.floor(value + 0.5)  # half up, as JavaScript's Math.round: ports of this rule must agree exactly
+# The rule is computed in integers (pixels 0-255, overlaps in whole units), so every sum is exact whatever order a
+# library adds in: a port to another language (examples/web/mnist_like.js) gives the same bytes, ties included.
+def _half_up(numerator: Any, denominator: Any) -> Any:
+    """floor(numerator / denominator + 1/2) in integers: rounding half up, exactly, for ints and int arrays."""
+    return (2 * numerator + denominator) // (2 * denominator)
 
 
 def _area_weights(size_in: int, size_out: int) -> np.ndarray:
-    """[size_out, size_in] weights of an area-averaging resize: the share of each input pixel in each output one."""
-    step = size_in / size_out
-    starts = np.arange(size_out)[:, None] * step
-    edges = np.arange(size_in)[None, :]
-    overlap = np.clip(np.minimum(starts + step, edges + 1) - np.maximum(starts, edges), 0, None)
-    return overlap / step
+    """[size_out, size_in] weights of an area-averaging resize: the overlap of each input pixel with each output one,
+    in units of 1/size_out of an input pixel, so each output pixel's weights are integers that sum to size_in."""
+    starts = np.arange(size_out)[:, None] * size_in
+    edges = np.arange(size_in)[None, :] * size_out
+    return np.clip(np.minimum(starts + size_in, edges + size_out) - np.maximum(starts, edges), 0, None)
+
+
+def _offset(profile: np.ndarray, size: int) -> int:
+    """Where a span of `size` pixels with this ink profile starts so that its centre of mass lands on the field's
+    centre (rounded half up), kept whole inside the field."""
+    mass = int(profile.sum())
+    moment = int(profile @ (2 * np.arange(size) + 1))  # twice the mass times the centre of mass
+    return min(max(_half_up(SIDE * mass - moment, 2 * mass), 0), SIDE - size)
 
 
 def mnist_like(gray: np.ndarray) -> np.ndarray:
@@ -103,21 +112,18 @@ def mnist_like(gray: np.ndarray) -> np.ndarray:
     The ink's bounding box is scaled to fit 20x20 keeping its aspect ratio, then placed in the 28x28 field so that
     its centre of mass sits at the centre (kept whole inside the field). A picture without ink gives all zeros.
     """
-    pixels = np.asarray(gray, dtype=np.float64) / PIXEL_MAX
-    rows, cols = np.flatnonzero((pixels > INK).any(1)), np.flatnonzero((pixels > INK).any(0))
-    field = np.zeros((SIDE, SIDE))
+    gray = np.asarray(gray)
+    ink = gray / PIXEL_MAX > INK
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    field = np.zeros((SIDE, SIDE), np.uint8)
     if rows.size:
-        crop = pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        scale = BOX / max(crop.shape)
-        height, width = (max(1, _round(side * scale)) for side in crop.shape)
-        box = _area_weights(crop.shape[0], height) @ crop @ _area_weights(crop.shape[1], width).T
-        mass = box.sum()
-        centre_y = (box.sum(1) @ (np.arange(height) + 0.5)) / mass
-        centre_x = (box.sum(0) @ (np.arange(width) + 0.5)) / mass
-        top = min(max(_round(SIDE / 2 - centre_y), 0), SIDE - height)
-        left = min(max(_round(SIDE / 2 - centre_x), 0), SIDE - width)
-        field[top:top + height, left:left + width] = box
-    return np.floor(np.clip(field, 0, 1) * PIXEL_MAX + 0.5).astype(np.uint8)
+        crop = gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float64)
+        height, width = (max(1, _half_up(BOX * side, max(crop.shape))) for side in crop.shape)
+        # Whole numbers below 2**53, so float64 (and its fast matrix product) holds them exactly.
+        box = (_area_weights(crop.shape[0], height) @ crop @ _area_weights(crop.shape[1], width).T).astype(np.int64)
+        top, left = _offset(box.sum(1), height), _offset(box.sum(0), width)
+        field[top:top + height, left:left + width] = _half_up(box, crop.size)  # the mean pixel, 0-255
+    return field
 
 
 def read_digit(path: Path | str, invert: bool = False) -> np.ndarray:
