@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -31,7 +29,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-from mnist_edge.contract import FP32_FILE, INPUT_NAME, INT8_FILE, ORT_FILE, to_model_input  # noqa: E402
+from machine import describe, features_text  # noqa: E402  (this script's folder is on the import path)
+from torchinfo import summary  # noqa: E402
+
+from mnist_edge.contract import FP32_FILE, IMAGE_SHAPE, INPUT_NAME, INT8_FILE, ORT_FILE, to_model_input  # noqa: E402
+from mnist_edge.export.rewrite import widen_for_int8  # noqa: E402
 from mnist_edge.train.checkpoint import load_model  # noqa: E402
 from mnist_edge.train.data import load_split  # noqa: E402
 from mnist_edge.train.model import MnistNet  # noqa: E402
@@ -55,6 +57,13 @@ def ort_session(path: Path, threads: int) -> ort.InferenceSession:
 def torch_model(checkpoint: Path | None) -> MnistNet:
     """The trained network, or without a checkpoint a freshly initialized one: the time does not depend on weights."""
     return MnistNet().eval() if checkpoint is None else load_model(checkpoint)[0]
+
+
+def multiply_adds(model: MnistNet) -> dict[str, int]:
+    """Multiply-adds per image of the fp32 network and of the int8 one, which computes its zero-filled widened
+    channels too (export.rewrite.widen_for_int8)."""
+    count = lambda net: summary(net, input_size=(1, *IMAGE_SHAPE), verbose=0).total_mult_adds  # noqa: E731
+    return {"fp32": count(model), "int8": count(widen_for_int8(model))}
 
 
 def runners(bundle: Path, model: MnistNet, threads: int,
@@ -124,7 +133,10 @@ def summarize(samples: dict[str, dict]) -> dict[str, dict]:
 
 
 def markdown(results: dict) -> str:
-    lines = [f"# Inference on the CPU ({results['machine']['cpu']})", "",
+    machine, macs = results["machine"], results["multiply_adds_per_image"]
+    lines = [f"# Inference on the CPU: {machine['cpu']}, class {machine['class']}", "",
+             f"{machine['cores']} cores; {features_text(machine)}. Multiply-adds per image: fp32 {macs['fp32']:,}, "
+             f"int8 {macs['int8']:,} (with the zero filters that widen narrow layers for the int8 kernels).", "",
              f"`{results['command']}`; ONNX Runtime {results['versions']['onnxruntime']}, PyTorch "
              f"{results['versions']['torch']}; {results['rounds']} interleaved rounds, each with freshly built "
              "sessions. Ratios: median over rounds of the per-round ratio to ORT fp32 (throughput: higher is better; "
@@ -132,11 +144,11 @@ def markdown(results: dict) -> str:
     for threads, rows in results["threads"].items():
         lines += [f"## {threads} thread{'s' if threads != '1' else ''}", "",
                   f"| engine | batch-1 p50 µs | batch-1 p99 µs | batch-{BIG_BATCH} images/s | throughput vs ORT fp32 "
-                  "(range over rounds) | batch-1 p50 vs ORT fp32 |", "|---|---|---|---|---|---|"]
+                  "(range over rounds) | batch-1 p50 vs ORT fp32 | GMAC/s |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {name} | {r['batch1_p50_us']:.1f} | {r['batch1_p99_us']:.1f} | "
                   f"{r[f'batch{BIG_BATCH}_images_per_s']:,} | {r['throughput_vs_ort_fp32']:.2f}x "
                   f"({r['throughput_vs_ort_fp32_range'][0]:.2f} to {r['throughput_vs_ort_fp32_range'][1]:.2f}) "
-                  f"| {r['batch1_p50_vs_ort_fp32']:.2f}x |" for name, r in rows.items()]
+                  f"| {r['batch1_p50_vs_ort_fp32']:.2f}x | {r['gmac_per_s']:.2f} |" for name, r in rows.items()]
         lines.append("")
     sizes = results["file_bytes"]
     fp32 = sizes["mnist_fp32.onnx"]
@@ -169,16 +181,6 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo on Linux (platform.processor() gives only the architecture there)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
-                platform.processor() or platform.machine())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=REPO / "models", help="exported bundle (default models/)")
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", metavar="LABEL=FILE", action="append", default=[],
                         help="another model file (ONNX or ORT format) to time alongside, e.g. a variant export")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results (default %(default)s)")
-    parser.add_argument("--name", default="inference", help="stem of the result files (default %(default)s)")
+    parser.add_argument("--name", help="stem of the result files (default: inference_CLASS, CLASS the CPU class "
+                        "from benchmarks/machine.py, so that each class keeps its own figures)")
     args = parser.parse_args(argv)
     missing = [name for name in (FP32_FILE, INT8_FILE, ORT_FILE) if not (args.bundle / name).is_file()]
     if missing:
@@ -202,15 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     extra = {label: Path(path) for label, path in extra.items()}
     images = to_model_input(load_split(train=False)[0][:BIG_BATCH].numpy())
     command = " ".join(["python benchmarks/inference.py", *(sys.argv[1:] if argv is None else argv)])
-    results = {"command": command, "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},
+    model = torch_model(args.checkpoint)
+    macs = multiply_adds(model)
+    results = {"command": command, "machine": describe(), "multiply_adds_per_image": macs,
                "versions": {"onnxruntime": ort.__version__, "torch": torch.__version__},
                "rounds": args.rounds, "threads": {}}
-    model = torch_model(args.checkpoint)
     for threads in args.threads:
         torch.set_num_threads(threads)
         samples = measure(functools.partial(runners, args.bundle, model, threads, extra), images, args.rounds,
                           latency_calls=200, batch_calls=8)
         results["threads"][str(threads)] = rows = summarize(samples)
+        for name, row in rows.items():  # int8 engines compute the widened network
+            row["gmac_per_s"] = round(row[f"batch{BIG_BATCH}_images_per_s"] * macs["int8" if "int8" in name else "fp32"]
+                                      / 1e9, 2)
         print(f"\n{threads} thread(s): batch-1 p50 / p99 (us), batch-{BIG_BATCH} images/s, ratios to {BASELINE}")
         for name, r in rows.items():
             print(f"  {name:<{max(map(len, rows))}} {r['batch1_p50_us']:8.1f} {r['batch1_p99_us']:8.1f} "
@@ -220,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                              for name in (FP32_FILE, INT8_FILE, ORT_FILE)}
     results["file_bytes"] |= {label: path.stat().st_size for label, path in extra.items()}
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / args.name
+    stem = args.out / (args.name or f"inference_{results['machine']['class']}")
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(results))
     plot(results, stem.with_suffix(".png"))
