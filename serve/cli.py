@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Any
 from mnist_edge.contract import FP32_FILE, INT8_FILE, MANIFEST_FILE
 from mnist_edge.serve import logs
 from mnist_edge.serve.bundle import load_card
-from mnist_edge.serve.errors import StartupError
+from mnist_edge.serve.errors import ServerFailed, StartupError
 from mnist_edge.serve.model import DEFAULT_THREADS, OnnxModel, resolve_provider
 from mnist_edge.serve.server import ServerConfig, serve
+from mnist_edge.serve.workers import MAX_WORKERS_PER_CORE, check_workers, serve_workers
 
 MODEL_FOR_PROVIDER = {"cpu": INT8_FILE, "cuda": FP32_FILE}  # no CUDA kernels for int8 operators
 DEFAULTS = ServerConfig()
@@ -65,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-client-ca", type=Path,
                    help="PEM CA bundle: require client certificates it signed (mutual TLS)")
     p.add_argument("--log-requests", action="store_true", help="log one line per call")
+    p.add_argument("--workers", type=at_least(int, 1), default=DEFAULTS.workers,
+                   help="server processes sharing the port (SO_REUSEPORT), each with its own model session, under "
+                   "a supervisor that serves /metrics for all of them; Linux, CPU only (on CUDA they would take "
+                   f"turns on the one GPU), at most {MAX_WORKERS_PER_CORE} per core (default: %(default)s)")
     return p
 
 
@@ -89,12 +95,21 @@ def main(argv: list[str] | None = None) -> int:
         batching=args.batching, max_batch=args.max_batch, max_batch_delay_ms=args.max_batch_delay_ms,
         max_images=args.max_images, max_message_mb=args.max_message_mb, grace_s=args.grace,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, log_requests=args.log_requests,
+        workers=args.workers,
     )
     try:
         provider = resolve_provider(args.provider)
+        check_workers(config.workers, provider)
         card = load_card(args.model or default_model(provider))
-        asyncio.run(serve(card, OnnxModel(card.path, provider, args.threads), config))
+        load_model = functools.partial(OnnxModel, card.path, provider, args.threads)
+        if config.workers == 1:
+            asyncio.run(serve(card, load_model(), config))
+        else:
+            serve_workers(card, load_model, config)
     except StartupError as error:
         print(f"mnist-edge serve: {error}", file=sys.stderr)
         return 2
+    except ServerFailed as error:
+        print(f"mnist-edge serve: {error}", file=sys.stderr)
+        return 1
     return 0

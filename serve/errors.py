@@ -30,3 +30,7 @@ class Overloaded(RequestError):
     """Too many images wait for the model already (--max-queue); the client may retry later."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class ServerFailed(Exception):
+    """The server stopped because part of it failed (a worker of --workers N); the message says which."""

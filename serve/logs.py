@@ -10,11 +10,16 @@ logger = logging.getLogger("mnist_edge.serve")
 
 
 class JsonLineFormatter(logging.Formatter):
+    def __init__(self, fixed: dict[str, Any]) -> None:
+        super().__init__()
+        self.fixed = fixed  # fields every line carries, e.g. the worker's index and pid
+
     def format(self, record: logging.LogRecord) -> str:
         line = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "event": record.getMessage(),
+            **self.fixed,
             **getattr(record, "fields", {}),
         }
         if record.exc_info:
@@ -22,9 +27,10 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure() -> None:
+def configure(**fixed: Any) -> None:
+    """Logs to stderr; every line carries the `fixed` fields."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonLineFormatter())
+    handler.setFormatter(JsonLineFormatter(fixed))
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False

@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from mnist_edge.serve._v2 import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from mnist_edge.serve.batcher import DEFAULT_MAX_QUEUE, DirectRunner, DynamicBatcher, Runner
@@ -22,7 +23,7 @@ from mnist_edge.serve.classifier_service import ClassifierService
 from mnist_edge.serve.errors import StartupError
 from mnist_edge.serve.inference_service import InferenceService
 from mnist_edge.serve.logs import log
-from mnist_edge.serve.metrics import Metrics
+from mnist_edge.serve.metrics import Metrics, MetricsHTTPServer, metrics_server
 from mnist_edge.serve.model import OnnxModel
 from mnist_edge.serve.observe import ObservingInterceptor
 from mnist_edge.v1 import classifier_pb2, classifier_pb2_grpc
@@ -35,6 +36,7 @@ SERVICE_NAMES = (
 STREAM_FAREWELL_S = 0.1  # at shutdown, how long streams (health Watch) get to send their last message
 SHUTDOWN_QUIET_S = 0.05  # at shutdown, calls are taken until none has arrived for this long ...
 SHUTDOWN_SETTLE_S = 1.0  # ... or for this long at the most (never longer than --grace)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -55,14 +57,18 @@ class ServerConfig:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     log_requests: bool = False
+    workers: int = 1  # processes sharing the port (workers.py); this one is one of them when above 1
 
 
-async def serve(card: ModelCard, model: OnnxModel, config: ServerConfig) -> None:
-    """Serves until SIGTERM or SIGINT, then drains in-flight calls for up to `grace_s` seconds."""
+async def serve(
+    card: ModelCard, model: OnnxModel, config: ServerConfig, on_ready: Callable[[], None] = lambda: None,
+) -> None:
+    """Serves until SIGTERM or SIGINT, then drains in-flight calls for up to `grace_s` seconds; calls `on_ready`
+    once it listens. As one of `config.workers` workers it shares the port its supervisor reserved, and leaves
+    /metrics to the supervisor, which also logs "start" for all (this process logs "ready")."""
     check_tls_files(config)
     metrics = Metrics(config.max_batch)
-    metrics.model.info({"name": card.name, "version": card.version, "sha256": card.sha256,
-                        "file": card.path.name, "providers": ",".join(model.providers)})
+    metrics.model.labels(card.name, card.version, card.sha256, card.path.name, ",".join(model.providers)).set(1)
     stop_signal = catch_stop_signals()
     runner = make_runner(model, metrics, config)
     interceptor = ObservingInterceptor(metrics, config.log_requests)
@@ -71,26 +77,42 @@ async def serve(card: ModelCard, model: OnnxModel, config: ServerConfig) -> None
     )
     port = bind(server, config)
     await server.start()
-    try:
-        httpd, metrics_port = metrics.serve_http(config.metrics_host.strip("[]"), config.metrics_port)
-    except OSError as error:
-        await server.stop(None)
-        reason = error.strerror or str(error)
-        raise StartupError(f"cannot serve metrics on {config.metrics_host} port {config.metrics_port}: {reason}") \
-            from None
-    log("start", port=port, metrics_port=metrics_port, metrics_host=config.metrics_host, model=str(card.path),
-        name=card.name, version=card.version, providers=model.providers, nodes_by_provider=model.nodes_by_provider,
-        batching=config.batching, max_batch=config.max_batch, max_batch_delay_ms=config.max_batch_delay_ms,
-        max_queue=config.max_queue, tls=config.tls_cert is not None, mutual_tls=config.tls_client_ca is not None,
-        pid=os.getpid())
+    details = dict(
+        model=str(card.path), name=card.name, version=card.version, providers=model.providers,
+        nodes_by_provider=model.nodes_by_provider, batching=config.batching, max_batch=config.max_batch,
+        max_batch_delay_ms=config.max_batch_delay_ms, max_queue=config.max_queue, tls=config.tls_cert is not None,
+        mutual_tls=config.tls_client_ca is not None, pid=os.getpid(),
+    )
+    httpd = None
+    if config.workers > 1:
+        log("ready", port=port, **details)
+    else:
+        try:
+            httpd = metrics_listener(metrics.registry, config)
+        except StartupError:
+            await server.stop(None)
+            raise
+        httpd.start()
+        log("start", port=port, metrics_port=httpd.server_port, metrics_host=config.metrics_host, **details)
+    on_ready()
     received = await stop_signal
     await health_servicer.enter_graceful_shutdown()  # every service reports NOT_SERVING
     log("draining", signal=received.name, grace_s=config.grace_s)
     await drain(server, interceptor, config.grace_s)
     await runner.close()
-    httpd.shutdown()
-    httpd.server_close()
+    if httpd is not None:
+        httpd.stop()
     log("stop", signal=received.name)
+
+
+def metrics_listener(registry: CollectorRegistry, config: ServerConfig) -> MetricsHTTPServer:
+    """The /metrics server of `registry` on --metrics-host and --metrics-port, listening but not yet answering."""
+    try:
+        return metrics_server(registry, config.metrics_host.strip("[]"), config.metrics_port)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise StartupError(f"cannot serve metrics on {config.metrics_host} port {config.metrics_port}: {reason}") \
+            from None
 
 
 async def drain(server: grpc.aio.Server, interceptor: ObservingInterceptor, grace_s: float) -> None:
@@ -126,7 +148,8 @@ async def build_server(
         options=[
             ("grpc.max_receive_message_length", message_bytes),
             ("grpc.max_send_message_length", message_bytes),
-            ("grpc.so_reuseport", 0),  # on by default: a second server on the same port would share it silently
+            # On by default, where a second server on the same port would share it silently: only workers share.
+            ("grpc.so_reuseport", int(config.workers > 1)),
         ],
     )
     classifier_pb2_grpc.add_ClassifierServicer_to_server(
@@ -144,9 +167,11 @@ async def build_server(
 
 
 def bind(server: grpc.aio.Server, config: ServerConfig) -> int:
-    """Listens on host:port (plain or TLS); returns the port, which the OS picks when port is 0."""
+    """Listens on host:port (plain or TLS); returns the port, which the OS picks when port is 0. Workers skip the
+    check for a port in use: their supervisor made it, and reserved the port for them (reserve_port)."""
     address = f"{config.host}:{config.port}"
-    if config.port != 0 and (problem := bind_problem(config.host, config.port)) is not None and "in use" in problem:
+    probe = config.port != 0 and config.workers == 1
+    if probe and (problem := bind_problem(config.host, config.port)) is not None and "in use" in problem:
         raise StartupError(f"cannot listen on {address}: {problem}")  # before gRPC logs a line of its own about it
     try:
         if config.tls_cert is None:
@@ -164,19 +189,47 @@ def bind_problem(host: str, port: int) -> str | None:
     """Why host:port cannot be listened on, found by binding it with a socket as gRPC does (SO_REUSEADDR, no
     SO_REUSEPORT); None when it can."""
     try:
-        family, _, _, _, address = socket.getaddrinfo(
-            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # gRPC listens on both families
-            probe.bind(address)
+        bound_socket(host, port, socket.SO_REUSEADDR).close()
     except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            return f"port {port} is in use by another process (is a server running already?)"
-        return error.strerror or str(error)
+        return port_problem(error, port)
     return None
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """For --workers: a socket bound to host:port (0: a free port) that only SO_REUSEPORT sockets of this user
+    can share, as the workers' gRPC listeners are. Not listening, it gets no connections; kept open, it keeps
+    the port from another server, whose check (bind_problem) finds it in use. The port gets that check first:
+    the reservation alone would share it with another server's listener that set SO_REUSEPORT too."""
+    problem = bind_problem(host, port) if port != 0 else None
+    if problem is None:
+        try:
+            return bound_socket(host, port, socket.SO_REUSEPORT)
+        except OSError as error:
+            problem = port_problem(error, port)
+    raise StartupError(f"cannot listen on {host}:{port}: {problem}")
+
+
+def bound_socket(host: str, port: int, reuse: int) -> socket.socket:
+    """A TCP socket bound to host:port as gRPC binds it (both families on ::), with the socket option `reuse`."""
+    family, _, _, _, address = socket.getaddrinfo(
+        host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, reuse, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # gRPC listens on both families
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def port_problem(error: OSError, port: int) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return f"port {port} is in use by another process (is a server running already?)"
+    return error.strerror or str(error)
 
 
 def check_tls_files(config: ServerConfig) -> None:
@@ -241,9 +294,11 @@ def tls_credentials(config: ServerConfig) -> grpc.ServerCredentials:
 
 
 def catch_stop_signals() -> asyncio.Future[signal.Signals]:
-    """A future that SIGTERM or SIGINT completes with the signal (instead of killing the process)."""
+    """A future that SIGTERM or SIGINT completes with the signal (instead of killing the process). The signals
+    are unblocked, as workers.py blocks them across its forks: one that came meanwhile is taken now."""
     loop = asyncio.get_running_loop()
     received: asyncio.Future[signal.Signals] = loop.create_future()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, lambda s=signum: received.done() or received.set_result(s))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     return received

@@ -2,8 +2,10 @@
 
 Cases (cases.py): in-process ONNX Runtime on the same model and settings (the ceiling); `Predict` with 1 image
 per request, dynamic batching on and off; `Predict` with 256 images per request; v2 `ModelInfer` with 1 image
-per request; a grpc.aio server answering a fixed message (the floor); and the peer a user would otherwise pick,
-a KServe `ModelServer` (kserve_peer.py, installed on first use into .venv-kserve) answering v2 `ModelInfer`.
+per request; `Predict` with 1 image per request from callers with a connection each, to 1 and to 2 worker
+processes (--workers); a grpc.aio server answering a fixed message (the floor); and the peer a user would
+otherwise pick, a KServe `ModelServer` (kserve_peer.py, installed on first use into .venv-kserve) answering v2
+`ModelInfer`.
 
 Each server runs as a subprocess on a free loopback port (servers.py) under a closed-loop load at each
 concurrency level (load.py); its CPU time and peak memory come from /proc (process_stats.py). Ratios against

@@ -39,6 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY), metavar="N",
                    help="calls in flight, one level each (default: %(default)s)")
     p.add_argument("--no-peer", action="store_true", help="skip the KServe peer")
+    p.add_argument("--only", nargs="+", metavar="TEXT",
+                   help="run only the cases whose names contain one of these, e.g. --only worker")
     p.add_argument("--quick", action="store_true",
                    help="a check that everything runs, with figures of little worth: "
                         "--repeats 1 --seconds 0.5 --concurrency 1 64, unless given")
@@ -74,6 +76,13 @@ def run_info(argv: list[str], args: argparse.Namespace, batch_delay_ms: float, p
             "model": f"{MODEL.relative_to(REPO)} ({version})", "peer": peer}
 
 
+def peer_problem(args: argparse.Namespace, cases: list[Case]) -> str | None:
+    """Why the KServe peer will not run; None when it will (its environment is installed on first use)."""
+    if KSERVE_1 not in cases:
+        return "not among --only"
+    return "--no-peer" if args.no_peer else ensure_kserve_venv()
+
+
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -84,11 +93,14 @@ def cpu_model() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    cases = list(CASES)
-    why_not = "--no-peer" if args.no_peer else ensure_kserve_venv()
+    cases = [case for case in CASES if not args.only or any(text in case.name for text in args.only)]
+    if not cases:
+        print(f"no case's name contains any of {args.only}", file=sys.stderr)
+        return 2
+    why_not = peer_problem(args, cases)
     if why_not:
         print(f"benchmarking without the KServe peer: {why_not}", file=sys.stderr)
-        cases.remove(KSERVE_1)
+        cases = [case for case in cases if case != KSERVE_1]
     batch_delay_ms = ServerConfig().max_batch_delay_ms  # the batching cases run with the server's defaults
     levels = Levels(tuple(args.concurrency), args.requests, args.seconds)
     rows = run_repeats(cases, levels, args.repeats)

@@ -1,13 +1,14 @@
 """Closed-loop load: each of `concurrency` callers sends its next request as soon as its last one is answered,
 and every call's latency is kept.
 
-The load generator is one grpc.aio channel sending pre-serialized requests and keeping the answers as bytes,
-so that it takes little of the CPU it shares with the server. The server's CPU time is read from /proc before
-and after the measured run, after a short warm-up.
+The load generator is one grpc.aio channel (or one per caller, for the --workers cases) sending pre-serialized
+requests and keeping the answers as bytes, so that it takes little of the CPU it shares with the server. The
+server's CPU time is read from /proc before and after the measured run, after a short warm-up.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from .servers import Server
 
 Call = Callable[[bytes], Awaitable[bytes]]
 IN_PROCESS_WARM_UP = 10  # runs
+OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]  # channels of one process otherwise share a connection
 
 
 @dataclass
@@ -35,14 +37,15 @@ class Load:
     server_cpu_s: float
 
 
-async def closed_loop(call: Call, requests: list[bytes], concurrency: int, count: int,
+async def closed_loop(calls: list[Call], requests: list[bytes], concurrency: int, count: int,
                       seconds: float) -> tuple[list[float], float]:
-    """Calls until `count` calls or `seconds` have passed; returns each call's latency and the wall time."""
+    """Calls until `count` calls or `seconds` have passed, caller i through calls[i % len(calls)]; returns each
+    call's latency and the wall time."""
     latencies: list[float] = []
     issued = 0
     ends_at = time.perf_counter() + seconds
 
-    async def caller() -> None:
+    async def caller(call: Call) -> None:
         nonlocal issued
         while issued < count and time.perf_counter() < ends_at:
             request = requests[issued % len(requests)]
@@ -52,28 +55,31 @@ async def closed_loop(call: Call, requests: list[bytes], concurrency: int, count
             latencies.append(time.perf_counter() - sent)
 
     started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    await asyncio.gather(*(caller(calls[i % len(calls)]) for i in range(concurrency)))
     return latencies, time.perf_counter() - started
 
 
-async def check_answers(call: Call, case: Case, requests: list[bytes], expected: list[list[int]]) -> None:
-    """A server giving wrong answers is no result: each request's labels must match in-process ONNX Runtime's."""
+async def check_answers(calls: list[Call], case: Case, requests: list[bytes], expected: list[list[int]]) -> None:
+    """A server giving wrong answers is no result: each request's labels must match in-process ONNX Runtime's.
+    The requests take turns over `calls`, so that every worker of a --workers server is asked."""
     if case.server == "floor":  # answers the same whatever it is asked
         return
-    for request, labels in zip(requests, expected, strict=True):
-        if labels_in(case, await call(request)) != labels:
+    for i, (request, labels) in enumerate(zip(requests, expected, strict=True)):
+        if labels_in(case, await calls[i % len(calls)](request)) != labels:
             raise RuntimeError(f"{case.name}: the server's labels differ from in-process ONNX Runtime")
 
 
 async def load_server(server: Server, case: Case, requests: list[bytes], expected: list[list[int]],
                       concurrency: int, count: int, seconds: float) -> Load:
     """One concurrency level against a running server, after checking its answers and a warm-up."""
-    async with grpc.aio.insecure_channel(server.target) as channel:
-        call = channel.unary_unary(case.method)  # no (de)serializers: bytes in, bytes out
-        await check_answers(call, case, requests, expected)
-        await closed_loop(call, requests, concurrency, count // 10, seconds / 5)  # warm-up
+    async with contextlib.AsyncExitStack() as stack:
+        channels = [await stack.enter_async_context(grpc.aio.insecure_channel(server.target, options=OWN_CONNECTION))
+                    for _ in range(concurrency if case.connection_per_caller else 1)]
+        calls = [channel.unary_unary(case.method) for channel in channels]  # no (de)serializers: bytes in and out
+        await check_answers(calls, case, requests, expected)
+        await closed_loop(calls, requests, concurrency, count // 10, seconds / 5)  # warm-up
         server_cpu, client_cpu = cpu_seconds(server.process.pid), time.process_time()
-        latencies, wall = await closed_loop(call, requests, concurrency, count, seconds)
+        latencies, wall = await closed_loop(calls, requests, concurrency, count, seconds)
         return Load(latencies, wall, time.process_time() - client_cpu, cpu_seconds(server.process.pid) - server_cpu)
 
 

@@ -32,7 +32,8 @@ def markdown(summary: list[dict], targets: dict[str, dict], info: dict) -> str:
              f"{info['machine']}; ONNX Runtime {info['onnxruntime']}, {info['model']}; medians of {info['repeats']} "
              f"repeats, each level {info['seconds']} s or {info['requests']} requests (256-image: a 20th) after a "
              "warm-up; the load generator shares the CPU with the server. Server CPU is user + system time of the "
-             "server process (all threads) per request; ONNX Runtime runs with one intra-op thread and no spinning "
+             "server process (all threads, and with --workers its workers too) per request, and its peak RSS the sum "
+             "over those processes; ONNX Runtime runs with one intra-op thread and no spinning "
              "everywhere. The grpc.aio floor is a server that answers a fixed message without running anything.",
              "",
              "| " + " | ".join(title for _, title in TABLE_COLUMNS) + " |",

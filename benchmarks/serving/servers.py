@@ -61,14 +61,15 @@ def running_server(case: Case, log_folder: Path) -> Iterator[Server]:
         process = subprocess.Popen(command(case, port), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     server = Server(process, f"{LOOPBACK}:{port}")
     try:
-        wait_until_ready(server, log_path)
+        wait_until_ready(server, log_path, logs_start=case.server == "mnist-edge")
         yield server
     finally:
         stop(process)
 
 
-def wait_until_ready(server: Server, log_path: Path) -> None:
-    """Polls v2 ModelReady, which every server here answers, until the model is ready."""
+def wait_until_ready(server: Server, log_path: Path, logs_start: bool) -> None:
+    """Polls v2 ModelReady, which every server here answers, until the model is ready; with `logs_start`
+    (mnist-edge), also until the server has logged "start": with --workers, every worker listens by then."""
     deadline = time.monotonic() + START_TIMEOUT_S
     with grpc.insecure_channel(server.target) as channel:
         ready = channel.unary_unary(MODEL_READY, request_serializer=v2.ModelReadyRequest.SerializeToString,
@@ -77,7 +78,8 @@ def wait_until_ready(server: Server, log_path: Path) -> None:
             if server.process.poll() is not None:
                 raise RuntimeError(f"the server exited with {server.process.returncode}:\n{log_path.read_text()}")
             try:
-                if ready(v2.ModelReadyRequest(name=MODEL_NAME), timeout=1).ready:
+                started = not logs_start or '"event": "start"' in log_path.read_text()
+                if started and ready(v2.ModelReadyRequest(name=MODEL_NAME), timeout=1).ready:
                     return
             except grpc.RpcError:
                 pass  # not listening yet

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import statistics
 
-from .cases import CEILING_256, FLOOR_1, KSERVE_1, PREDICT_1, PREDICT_1_DIRECT, PREDICT_256, V2_1, Case
+from .cases import (
+    CEILING_256,
+    FLOOR_1,
+    KSERVE_1,
+    PREDICT_1,
+    PREDICT_1_DIRECT,
+    PREDICT_256,
+    V2_1,
+    WORKERS_1,
+    WORKERS_2,
+    Case,
+)
 
 AT = 64  # the concurrency the peer comparisons are read at
 TARGETS = {  # name fragment -> (comparison, bound)
@@ -43,6 +54,10 @@ def target_ratios(rows: list[dict], batch_delay_ms: float) -> dict[str, float]:
         ratios["Predict 256 images (best concurrency) / in-process ceiling, images per s"] = (
             best / ceiling["images_per_s"]
         )
+    one, two = find(rows, WORKERS_1, AT), find(rows, WORKERS_2, AT)
+    if one and two:  # for reference: no target, and none of the targets' name fragments
+        ratios[f"2 workers / 1 worker, req/s at {AT}"] = two["requests_per_s"] / one["requests_per_s"]
+        ratios[f"2 workers / 1 worker, p99 latency at {AT}"] = two["p99_ms"] / one["p99_ms"]
     batching, direct = find(rows, PREDICT_1, 1), find(rows, PREDICT_1_DIRECT, 1)
     if batching and direct:
         ratios[f"p50 at 1, batching - no batching, ms (configured delay {batch_delay_ms} ms)"] = (
