@@ -26,6 +26,10 @@ from mnist_edge.export.compact import compact
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}
 FORMATS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
+# ONNX Runtime's fast int8 convolution (MLAS "ConvSym": indirect, requantization fused) takes only convolutions
+# with at least 16 output channels and input channels in multiples of 4; narrower ones fall back to im2col and
+# a GEMM that runs slower than the float NCHWc kernels.
+INT8_KERNEL_MIN_CHANNELS = 16
 # quantize_static would run entropy calibration with 128 histogram bins into 128 quantized bins: that leaves one
 # candidate threshold, the full range, so "entropy" would silently equal MinMax. Calibrating here with a finer
 # histogram gives the KL-divergence search thresholds to choose from.
@@ -57,15 +61,21 @@ class BatchReader(CalibrationDataReader):
 
 
 def float_prefix(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes from the input up to the first Conv and the Relu that follows it: they compute in float.
+    """Names of the nodes from the input up to the first Conv and the Relu that follows it, if that Conv does not
+    suit ONNX Runtime's int8 kernels: they compute in float. Empty if it does.
 
-    With one input channel the first convolution suits no int8 kernel of ONNX Runtime (its im2col path ran 4 to 5
-    times slower than the float kernel), and it is the cheapest layer to keep in float.
+    A convolution with one input channel, or fewer than 16 outputs, runs in int8 on an im2col path that was 4 to 5
+    times slower than the float kernel; the first one is the cheapest layer to keep in float. With the space-to-depth
+    stem and 16 outputs it is quantized like the others.
     """
+    shapes = {tensor.name: tensor.dims for tensor in model.graph.initializer}
     names = []
     for node in model.graph.node:  # ONNX graphs are topologically sorted
         names.append(node.name)
         if node.op_type == "Conv":
+            outputs, inputs = shapes[node.input[1]][:2]
+            if inputs % 4 == 0 and outputs >= INT8_KERNEL_MIN_CHANNELS:
+                return []
             after = next((n for n in model.graph.node if node.output[0] in n.input), None)
             return names + [after.name] if after is not None and after.op_type == "Relu" else names
     return []

@@ -10,8 +10,13 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 from mnist_edge.export.evaluate import PARITY_IMAGES, Evaluation  # noqa: E402
-from mnist_edge.export.quantize import FORMATS, METHODS, NodeCensus, QuantSettings  # noqa: E402
-from mnist_edge.export.rewrite import INT8_KERNEL_MIN_CHANNELS  # noqa: E402
+from mnist_edge.export.quantize import (  # noqa: E402
+    FORMATS,
+    INT8_KERNEL_MIN_CHANNELS,
+    METHODS,
+    NodeCensus,
+    QuantSettings,
+)
 
 CONFUSION_PNG = "confusion_int8.png"
 MISCLASSIFIED_PNG = "misclassified_int8.png"
@@ -80,11 +85,12 @@ def markdown(results: Evaluation, nodes: NodeCensus, settings: QuantSettings, si
         f"{METHODS[settings.method].name} calibration on {settings.calibration_images:,} MNIST training images.",
         "",
         "Two exact rewrites make the int8 model fast on ONNX Runtime's CPU kernels: the input normalization is folded "
-        "into the first convolution (which stays in float: with one input channel it suits no int8 kernel), and "
-        f"narrower convolutions get all-zero filters up to {INT8_KERNEL_MIN_CHANNELS} output channels, the least "
-        "ONNX Runtime's fast int8 convolution takes. The fp32 model has the folded normalization too. The float "
-        "first convolution keeps its weights in int8 (weight-only quantization), which also keeps ONNX Runtime from "
-        "giving it a blocked layout whose output would have to be reordered before quantizing.",
+        "into the first convolution, and convolutions after the first narrower than "
+        f"{INT8_KERNEL_MIN_CHANNELS} output channels, the least ONNX Runtime's fast int8 convolution takes, get "
+        "all-zero filters up to that width. The fp32 model has the folded normalization too. A first convolution "
+        f"that suits no int8 kernel (one input channel, or fewer than {INT8_KERNEL_MIN_CHANNELS} outputs) stays in "
+        "float with its weights stored in int8; the default network's (space-to-depth input, 16 outputs) is int8 "
+        "like the rest.",
         "",
         f"- int8 nodes ({len(nodes.int8)}): {nodes.int8_summary()}",
         f"- float nodes ({len(nodes.fp32)}): {float_nodes}",

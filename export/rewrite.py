@@ -7,25 +7,23 @@ import copy
 import torch
 from torch import nn
 
+from mnist_edge.export.quantize import INT8_KERNEL_MIN_CHANNELS
 from mnist_edge.train.model import MnistNet, Normalize
-
-# ONNX Runtime's fast int8 convolution (MLAS "ConvSym": indirect, requantization fused) takes only convolutions
-# with at least 16 output channels and input channels in multiples of 4; narrower ones fall back to im2col and
-# a GEMM that runs slower than the float NCHWc kernels.
-INT8_KERNEL_MIN_CHANNELS = 16
 
 
 def fold_normalization(model: MnistNet) -> MnistNet:
     """Moves the input standardization (x - mean) / std into the first convolution, removing two float ops.
 
     conv(zero-pad((x - mean) / std), W) equals conv(pad x with mean, W / std) - (mean / std) * sum(W): the padding
-    moves out of the convolution into a constant Pad of the raw pixels with the mean.
+    moves out of the convolution into a constant Pad of the raw pixels with the mean. A space-to-depth stem only
+    moves pixels, so the standardization commutes with it and the Pad goes after it.
     """
     folded = copy.deepcopy(model).eval()
-    normalize, block = folded.features[0], folded.features[1]
+    normalize, *stem = folded.features[: 1 + (model.stem == "s2d")]
+    block = folded.features[len(stem) + 1]
     first = block[0]
     if not isinstance(normalize, Normalize) or not isinstance(first, nn.Conv2d):
-        raise TypeError("expected an MnistNet whose features start with Normalize and a convolution")
+        raise TypeError("expected an MnistNet whose features start with Normalize, the stem and a convolution")
     conv = nn.Conv2d(first.in_channels, first.out_channels, first.kernel_size, stride=first.stride, padding=0)
     with torch.no_grad():
         conv.weight.copy_(first.weight / normalize.std)
@@ -33,7 +31,8 @@ def fold_normalization(model: MnistNet) -> MnistNet:
         conv.bias.copy_((first.bias if first.bias is not None else 0) - shift)
     block[0] = conv
     pad_h, pad_w = first.padding
-    folded.features[0] = nn.ConstantPad2d((pad_w, pad_w, pad_h, pad_h), normalize.mean)
+    pad = nn.ConstantPad2d((pad_w, pad_w, pad_h, pad_h), normalize.mean)
+    folded.features = nn.Sequential(*stem, pad, *folded.features[len(stem) + 1 :])
     return folded
 
 
@@ -41,12 +40,13 @@ def widen_for_int8(model: MnistNet) -> MnistNet:
     """Gives every convolution after the first at least INT8_KERNEL_MIN_CHANNELS outputs by adding all-zero filters.
 
     The added channels are zero after BatchNorm (scale and shift 0), ReLU and pooling, and the next convolution's
-    weights for them are zero, so the logits do not change. The first convolution (one input channel) suits no int8
-    kernel and stays in float, so its width is kept.
+    weights for them are zero, so the logits do not change. The first convolution keeps its width: a narrow one
+    stays in float (export.quantize.float_prefix), where widening would only add work to it and the next one.
     """
-    first, *rest = model.widths
-    widths = (first, *(max(width, INT8_KERNEL_MIN_CHANNELS) for width in rest))
-    wide = MnistNet(widths).eval()
+    (first, *rest), *stages = model.widths
+    widen = lambda widths: tuple(max(width, INT8_KERNEL_MIN_CHANNELS) for width in widths)  # noqa: E731
+    widths = ((first, *widen(rest)), *map(widen, stages))
+    wide = MnistNet(widths, stem=model.stem).eval()
     state = wide.state_dict()
     for name, value in model.state_dict().items():
         target = state[name]

@@ -27,15 +27,19 @@ from mnist_edge.export.cli import main as export_main
 from mnist_edge.export.compact import compact
 from mnist_edge.export.errors import BadInput
 from mnist_edge.export.evaluate import onnx_logits, torch_logits
-from mnist_edge.export.quantize import QuantSettings, census, quantize
+from mnist_edge.export.onnx_export import export_fp32
+from mnist_edge.export.quantize import QuantSettings, census, float_prefix, quantize
 from mnist_edge.export.rewrite import fold_normalization, widen_for_int8
 from mnist_edge.train.checkpoint import Checkpoint, save_checkpoint
 from mnist_edge.train.config import Config
 from mnist_edge.train.data import load_split
-from mnist_edge.train.model import MnistNet, Normalize
+from mnist_edge.train.model import MnistNet, Normalize, parameter_count
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models"
+# The default network's convolutions: its 3x3 ones and the 1x1 classifier. With the space-to-depth stem and 16
+# outputs the first one suits the int8 kernels, so all of them are quantized (export.quantize.float_prefix).
+CONVOLUTIONS = sum(map(len, MnistNet().widths)) + 1
 BUNDLE_FILES = {"mnist_fp32.onnx", "mnist_int8.onnx", "mnist_int8.ort", "required_operators.config", "mnist_int8.h",
                 "manifest.json", "report.md", "confusion_int8.png", "misclassified_int8.png", "model_repository"}
 
@@ -132,18 +136,19 @@ def conv_weight_types(model: onnx.ModelProto) -> list[int]:
 
 def test_int8_model_stores_every_conv_weight_in_int8(bundle):
     fp32_convs = sum(node.op_type == "Conv" for node in onnx.load(bundle / "mnist_fp32.onnx").graph.node)
-    assert fp32_convs == 7
+    assert fp32_convs == CONVOLUTIONS
     assert conv_weight_types(onnx.load(bundle / "mnist_int8.onnx")) == [onnx.TensorProto.INT8] * fp32_convs
 
 
-def test_onnx_runtime_runs_every_conv_but_the_first_as_an_integer_kernel(bundle, tmp_path):
+def test_onnx_runtime_runs_every_conv_as_an_integer_kernel(bundle, tmp_path):
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(str(bundle / "mnist_int8.onnx"), options, providers=["CPUExecutionProvider"])
     ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
-    assert ops.count("QLinearConv") == 6 and sum("Conv" in op for op in ops) == 7  # + the float first Conv
-    # The float Conv kept the plain layout: no blocked (NCHWc) one to reorder before quantizing (slower here).
-    assert not {"ReorderInput", "ReorderOutput"} & set(ops)
+    assert ops.count("QLinearConv") == CONVOLUTIONS and sum("Conv" in op for op in ops) == CONVOLUTIONS
+    # Only the weightless space-to-depth rearrangement and the Pad run in float, before the input is quantized.
+    assert ops[: ops.index("QuantizeLinear")] == ["Reshape", "Transpose", "Reshape", "Pad"]
+    assert not {"ReorderInput", "ReorderOutput"} & set(ops)  # no float NCHWc layout to convert between
 
 
 def test_int8_convolutions_have_at_least_16_output_channels(bundle):
@@ -151,23 +156,36 @@ def test_int8_convolutions_have_at_least_16_output_channels(bundle):
     model = onnx.load(bundle / "mnist_int8.onnx")
     weights = {init.name: init for init in model.graph.initializer}
     widths = [weights[node.input[3]].dims[0] for node in model.graph.node if node.op_type == "QLinearConv"]
-    assert widths[:-1] == [16] * 5 and widths[-1] == 10  # the 1x1 classifier has one output per class
+    assert widths[:-1] == [16] * (CONVOLUTIONS - 1) and widths[-1] == 10  # the 1x1 classifier: one per class
+
+
+@pytest.mark.parametrize(("widths", "stem", "in_float"), [
+    (((16, 16), (16, 16, 14)), "s2d", []),  # 4 inputs, 16 outputs: the int8 kernel takes it
+    (((8, 16), (16, 16)), "s2d", ["Conv", "Relu"]),  # 8 outputs: too narrow for it
+    (((8, 8), (16, 16), (16, 16)), "conv", ["Conv", "Relu"]),  # one input channel
+])
+def test_float_prefix_keeps_only_a_first_conv_that_int8_kernels_do_not_suit(widths, stem, in_float, tmp_path):
+    export_fp32(fold_normalization(MnistNet(widths, stem=stem).eval()), tmp_path / "model.onnx")
+    model = onnx.load(tmp_path / "model.onnx")
+    ops = {node.name: node.op_type for node in model.graph.node}
+    assert [ops[name] for name in float_prefix(model) if ops[name] in ("Conv", "Relu")] == in_float
 
 
 def test_census_and_formats_agree(bundle, mnist, tmp_path):
     """The QOperator format quantizes the same nodes as QDQ, and the census sees that through both layouts."""
     fp32 = census(onnx.load(bundle / "mnist_fp32.onnx"))
-    assert fp32.int8 == [] and len(fp32.float_convolutions()) == 7
+    assert fp32.int8 == [] and len(fp32.float_convolutions()) == CONVOLUTIONS
     qoperator = census(onnx.load(bundle / "mnist_int8.onnx"))
-    assert [n.op_type for n in qoperator.fp32] == ["Pad", "Conv", "Relu"]  # the first convolution stays in float
-    expected = ["QLinearConv"] * 6 + ["MaxPool"] * 2 + ["QLinearGlobalAveragePool", "Flatten"]
+    assert [n.op_type for n in qoperator.fp32] == ["Reshape", "Transpose", "Reshape", "Pad"]  # space-to-depth, Pad
+    expected = ["QLinearConv"] * CONVOLUTIONS + ["MaxPool", "QLinearGlobalAveragePool", "Flatten"]
     assert sorted(n.op_type for n in qoperator.int8) == sorted(expected)
     qdq_path = tmp_path / "qdq.onnx"
     calibration = to_model_input(mnist["train_images"][:200])
     qdq = quantize(bundle / "mnist_fp32.onnx", qdq_path, calibration, QuantSettings(format="qdq"))
-    assert conv_weight_types(qdq) == [onnx.TensorProto.INT8] * 7
-    assert qoperator.int8_summary() == census(qdq).int8_summary() == "Conv x6, MaxPool x2, GlobalAveragePool, Flatten"
-    assert [n.op_type for n in census(qdq).fp32] == ["Pad", "Conv", "Relu"]
+    assert conv_weight_types(qdq) == [onnx.TensorProto.INT8] * CONVOLUTIONS
+    summary = f"Conv x{CONVOLUTIONS}, MaxPool, GlobalAveragePool, Flatten"
+    assert qoperator.int8_summary() == census(qdq).int8_summary() == summary
+    assert [n.op_type for n in census(qdq).fp32] == ["Reshape", "Transpose", "Reshape", "Pad"]
 
 
 def test_entropy_calibration_differs_from_minmax(bundle, mnist, tmp_path):
@@ -200,17 +218,30 @@ def test_rewrites_keep_the_logits(rewrite, weak_model, mnist):
 
 def test_folding_moves_the_normalization_into_the_first_conv(weak_model):
     folded = fold_normalization(weak_model)
-    pad, first = folded.features[0], folded.features[1][0]
+    stem, pad, first = folded.features[0], folded.features[1], folded.features[2][0]
+    assert isinstance(stem, torch.nn.PixelUnshuffle)  # the standardization commutes with the rearrangement
     assert isinstance(pad, torch.nn.ConstantPad2d) and pad.value == pytest.approx(0.1307)
     assert first.padding == (0, 0) and not any(isinstance(m, Normalize) for m in folded.modules())
-    assert weak_model.features[1][0].padding == (1, 1)  # the trained model is left as it was
+    assert weak_model.features[2][0].padding == (1, 1)  # the trained model is left as it was
+
+
+def test_folding_and_widening_keep_the_logits_of_the_conv_stem():
+    """The first layout (one input channel at 28x28): its first convolution stays narrow (it stays in float)."""
+    model = MnistNet(((8, 8), (16, 16), (16, 16)), stem="conv").eval()
+    wide = widen_for_int8(model)
+    assert wide.widths == ((8, 16), (16, 16), (16, 16))
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(fold_normalization(wide)(x), model(x), rtol=0, atol=1e-5)
 
 
 def test_widening_adds_only_zero_channels(weak_model):
     wide = widen_for_int8(weak_model)
-    assert wide.widths == (8, 16, 16, 16, 16, 16)
-    weight = wide.features[2][0].weight  # the second convolution: 8 -> 16 channels
-    assert weight[8:].abs().sum() == 0 and torch.equal(weight[:8], weak_model.features[2][0].weight)
+    assert weak_model.widths == ((16, 16), (16, 16, 14)) and wide.widths == ((16, 16), (16, 16, 16))
+    weight = wide.features[-2][0].weight  # the last 3x3 convolution: 14 -> 16 outputs
+    assert weight[14:].abs().sum() == 0 and torch.equal(weight[:14], weak_model.features[-2][0].weight)
+    classifier = wide.classifier.weight  # reads the two added channels with zero weights
+    assert classifier[:, 14:].abs().sum() == 0 and torch.equal(classifier[:, :14], weak_model.classifier.weight)
 
 
 def test_compaction_keeps_the_contract_names_and_the_function(bundle, mnist, tmp_path):
@@ -259,12 +290,12 @@ def test_manifest_describes_the_bundle(bundle, mnist):
         "int8": round(100 * np.mean(int8 == labels), 2), "agreement": round(100 * np.mean(int8 == fp32), 2),
         "unit": "percent", "parity_max_logit_diff": 0}
     assert manifest["input"]["name"] == "image" and manifest["output"]["name"] == "logits"
-    assert manifest["labels"] == [str(d) for d in range(10)] and manifest["parameters"] == 9042
+    assert manifest["labels"] == [str(d) for d in range(10)] and manifest["parameters"] == parameter_count(MnistNet())
     assert manifest["quantization"] == {
         "method": "static", "format": "QOperator", "per_channel": True, "activation_type": "QUInt8",
         "weight_type": "QInt8", "calibration_method": "MinMax", "calibration_images": 1000,
-        "calibration_source": "MNIST training set", "int8_nodes": 10, "float_nodes": ["Pad0", "Conv0", "Relu0"],
-        "int8_weights_float_compute": ["Conv0"]}
+        "calibration_source": "MNIST training set", "int8_nodes": CONVOLUTIONS + 3,
+        "float_nodes": ["Reshape0", "Transpose0", "Reshape1", "Pad0"], "int8_weights_float_compute": []}
     assert manifest["training"] == {"seed": 0, "epochs": 1, "final": {"epoch": 1, "test_acc": 80.0}}
     assert manifest["versions"]["onnxruntime"] == ort.__version__
 

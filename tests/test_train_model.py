@@ -25,6 +25,22 @@ def test_receptive_field_recurrence_on_a_known_stack():
 
 def test_only_export_friendly_layers():
     allowed = (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.MaxPool2d,
-               torch.nn.AdaptiveAvgPool2d, torch.nn.Sequential, MnistNet)
+               torch.nn.AdaptiveAvgPool2d, torch.nn.PixelUnshuffle, torch.nn.Sequential, MnistNet)
     leaves = [m for m in MnistNet().modules() if type(m).__name__ != "Normalize"]
     assert all(isinstance(m, allowed) for m in leaves)
+
+
+def test_space_to_depth_stem_runs_the_first_stage_at_14x14_on_4_channels():
+    model = MnistNet().eval()
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert model.stem == "s2d" and first.in_channels == 4
+    # Each 2x2 block becomes the 4 channels of one position: a lossless rearrangement of the 784 pixels.
+    x = torch.arange(784.0).reshape(1, 1, 28, 28)
+    s2d = model.features[1](x)
+    assert s2d.shape == (1, 4, 14, 14) and torch.equal(s2d.flatten().sort().values, x.flatten())
+    assert s2d[0, :, 0, 0].tolist() == [0.0, 1.0, 28.0, 29.0]
+
+
+def test_the_conv_stem_keeps_the_first_layout():
+    model = MnistNet(((8, 8), (16, 16), (16, 16)), stem="conv")
+    assert parameter_count(model) == 9_042 and receptive_field(model) == 32

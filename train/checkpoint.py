@@ -66,7 +66,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
 def load_model(path: Path) -> tuple[MnistNet, Checkpoint]:
     """The trained network (in eval mode) and the checkpoint it came from."""
     checkpoint = read_checkpoint(path)
-    model = MnistNet(checkpoint.config.widths)
+    model = MnistNet(checkpoint.config.widths, stem=checkpoint.config.stem)
     try:
         model.load_state_dict(checkpoint.model)
     except RuntimeError:

@@ -6,13 +6,28 @@ import sys
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from mnist_edge.train.config import Config
+from mnist_edge.train.config import STEMS, Config, Widths
 from mnist_edge.train.errors import TrainError
 
 if TYPE_CHECKING:
     from mnist_edge.train.trainer import Trainer
 
 DEFAULTS = Config()
+
+
+def parse_widths(text: str) -> Widths:
+    """'12,12/12,16,16,16': convolution widths, stages separated by '/'."""
+    try:
+        widths = tuple(tuple(int(width) for width in stage.split(",")) for stage in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of widths like 12,12/12,16,16,16") from None
+    if any(width < 1 for stage in widths for width in stage):
+        raise argparse.ArgumentTypeError(f"{text!r}: every width must be at least 1")
+    return widths
+
+
+def format_widths(widths: Widths) -> str:
+    return "/".join(",".join(map(str, stage)) for stage in widths)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=DEFAULTS.schedule)
     p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing)
+    p.add_argument("--warmup", type=float, default=DEFAULTS.warmup,
+                   help="fraction of the steps rising to the peak learning rate (onecycle)")
+    p.add_argument("--widths", type=parse_widths, default=DEFAULTS.widths,
+                   help=f"convolution widths, stages separated by '/' (default {format_widths(DEFAULTS.widths)})")
+    p.add_argument("--stem", choices=STEMS, default=DEFAULTS.stem,
+                   help="s2d: space-to-depth to 14x14x4 before the first stage; conv: the first stage at 28x28")
     p.add_argument("--val-split", type=int, default=DEFAULTS.val_split,
                    help="hold out this many training images for tuning (the test set is never used to tune)")
     p.add_argument("--subset", type=int, default=DEFAULTS.subset,
@@ -45,7 +66,7 @@ def print_summary(config: Config) -> None:
 
     from mnist_edge.train.model import MnistNet, parameter_count, receptive_field
 
-    model = MnistNet(tuple(config.widths))
+    model = MnistNet(config.widths, stem=config.stem)
     print(summary(model, input_size=(1, 1, 28, 28), col_names=("output_size", "num_params", "kernel_size"),
                   depth=3, verbose=0))
     print(f"trainable parameters: {parameter_count(model):,}")

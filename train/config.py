@@ -7,6 +7,23 @@ from typing import Any
 
 from mnist_edge.train.errors import ConfigError
 
+Widths = tuple[tuple[int, ...], ...]  # output channels of each convolution, stage by stage
+
+# How the 28x28 image enters the first stage:
+#   "s2d":  space-to-depth, exact and weightless: each 2x2 block of pixels becomes 4 channels of a 14x14 image
+#           (nn.PixelUnshuffle), so the first convolution has 4 input channels, which ONNX Runtime's int8 kernels
+#           take, and the first stage runs on a quarter of the pixels.
+#   "conv": the first stage convolves the full 28x28 image with one input channel (the first layout).
+STEMS = ("s2d", "conv")
+
+
+def stage_widths(widths) -> Widths:
+    """Widths as stages; a flat tuple (checkpoints of the first layout) is read as stages of two."""
+    widths = tuple(widths)
+    if all(isinstance(width, int) for width in widths):
+        return tuple(tuple(widths[i : i + 2]) for i in range(0, len(widths), 2))
+    return tuple(tuple(int(width) for width in stage) for stage in widths)
+
 
 @dataclass
 class Config:
@@ -21,7 +38,8 @@ class Config:
     max_degrees: float = 10.0
     max_shift: float = 2.0
     max_scale: float = 0.1
-    widths: tuple[int, ...] = (8, 8, 16, 16, 16, 16)
+    widths: Widths = ((16, 16), (16, 16, 14))  # per stage: train.model.MnistNet
+    stem: str = "s2d"  # STEMS
     val_split: int = 0  # training images held out for tuning; the test set is never used to tune
     subset: int = 0  # train on only the first N training images (smoke tests); 0 = all
     seed: int = 0
@@ -39,4 +57,6 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"the saved recipe has settings this version does not know: {', '.join(unknown)}")
-    return Config(**{**values, "widths": tuple(values.get("widths", Config.widths))})
+    if "stem" not in values:  # a checkpoint from before the stem option: the first layout
+        values = {**values, "stem": "conv"}
+    return Config(**{**values, "widths": stage_widths(values.get("widths", Config.widths))})

@@ -120,9 +120,10 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         self.splits = load_splits(config, self.device)
         self.steps_per_epoch = -(-len(self.splits["train"]) // config.batch_size)
-        # channels_last pays on a GPU; on the CPU the plain layout measured faster for these narrow layers.
-        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
-        self.model = MnistNet(tuple(config.widths)).to(self.device, memory_format=self.memory_format)
+        # channels_last on the CPU too: with widths in multiples of 8, oneDNN's NHWC kernels ran a training step 1.2x
+        # faster than the plain layout (and with widths such as 12 or 14, 2x slower).
+        self.memory_format = torch.channels_last
+        self.model = MnistNet(config.widths, stem=config.stem).to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
             weight_decay=config.weight_decay,
