@@ -90,7 +90,7 @@ def run_export(
         export_fp32(fold_normalization(widen_for_int8(model)), int8_source)
         check_parity(model, int8_source, x_test[:PARITY_IMAGES])
         nodes = census(quantize(int8_source, work / INT8, calibration, options.settings))
-        if len(nodes.float_convolutions()) > 1:  # only the first may stay in float (quantize.float_prefix)
+        if len(nodes.float_convolutions()) != 1:  # the first one stays in float by design (quantize.float_prefix)
             names = ", ".join(nodes.float_convolutions())
             raise CheckFailed(f"quantization left other Conv nodes than the first in float: {names}.")
         results = Evaluation(test_labels, onnx_logits(work / FP32, x_test).argmax(1),

@@ -61,21 +61,19 @@ class BatchReader(CalibrationDataReader):
 
 
 def float_prefix(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes from the input up to the first Conv and the Relu that follows it, if that Conv does not
-    suit ONNX Runtime's int8 kernels: they compute in float. Empty if it does.
+    """Names of the nodes from the input up to the first Conv and the Relu that follows it: they compute in float.
 
-    A convolution with one input channel, or fewer than 16 outputs, runs in int8 on an im2col path that was 4 to 5
-    times slower than the float kernel; the first one is the cheapest layer to keep in float. With the space-to-depth
-    stem and 16 outputs it is quantized like the others.
+    The first convolution reads the pixels, and many of them are at full scale (255 in uint8). On CPUs without VNNI
+    ONNX Runtime's u8s8 kernels add pairs of uint8 x int8 products in 16 bits, which saturate at such values: with
+    the first convolution in int8 the int8 model agreed with fp32 on 99.70 % of 20,000 training images on an AVX2
+    CPU, against 99.945 % with 7-bit weights (which cannot saturate) and 99.99 % with it in float. With one input
+    channel (the "conv" stem) it also suits no int8 kernel.
+    It is the cheapest layer to keep in float: 13 % of the default network's multiply-adds.
     """
-    shapes = {tensor.name: tensor.dims for tensor in model.graph.initializer}
     names = []
     for node in model.graph.node:  # ONNX graphs are topologically sorted
         names.append(node.name)
         if node.op_type == "Conv":
-            outputs, inputs = shapes[node.input[1]][:2]
-            if inputs % 4 == 0 and outputs >= INT8_KERNEL_MIN_CHANNELS:
-                return []
             after = next((n for n in model.graph.node if node.output[0] in n.input), None)
             return names + [after.name] if after is not None and after.op_type == "Relu" else names
     return []

@@ -87,10 +87,9 @@ def markdown(results: Evaluation, nodes: NodeCensus, settings: QuantSettings, si
         "Two exact rewrites make the int8 model fast on ONNX Runtime's CPU kernels: the input normalization is folded "
         "into the first convolution, and convolutions after the first narrower than "
         f"{INT8_KERNEL_MIN_CHANNELS} output channels, the least ONNX Runtime's fast int8 convolution takes, get "
-        "all-zero filters up to that width. The fp32 model has the folded normalization too. A first convolution "
-        f"that suits no int8 kernel (one input channel, or fewer than {INT8_KERNEL_MIN_CHANNELS} outputs) stays in "
-        "float with its weights stored in int8; the default network's (space-to-depth input, 16 outputs) is int8 "
-        "like the rest.",
+        "all-zero filters up to that width. The fp32 model has the folded normalization too. The first convolution "
+        "computes in float from int8-stored weights: it reads the pixels, many at full scale, where the 16-bit "
+        "sums of the int8 kernels of CPUs without VNNI saturate.",
         "",
         f"- int8 nodes ({len(nodes.int8)}): {nodes.int8_summary()}",
         f"- float nodes ({len(nodes.fp32)}): {float_nodes}",

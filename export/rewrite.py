@@ -40,8 +40,8 @@ def widen_for_int8(model: MnistNet) -> MnistNet:
     """Gives every convolution after the first at least INT8_KERNEL_MIN_CHANNELS outputs by adding all-zero filters.
 
     The added channels are zero after BatchNorm (scale and shift 0), ReLU and pooling, and the next convolution's
-    weights for them are zero, so the logits do not change. The first convolution keeps its width: a narrow one
-    stays in float (export.quantize.float_prefix), where widening would only add work to it and the next one.
+    weights for them are zero, so the logits do not change. The first convolution stays in float
+    (export.quantize.float_prefix), so it keeps its width: widening it would only add work to it and the next one.
     """
     (first, *rest), *stages = model.widths
     widen = lambda widths: tuple(max(width, INT8_KERNEL_MIN_CHANNELS) for width in widths)  # noqa: E731

@@ -37,8 +37,8 @@ from mnist_edge.train.model import MnistNet, Normalize, parameter_count
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models"
-# The default network's convolutions: its 3x3 ones and the 1x1 classifier. With the space-to-depth stem and 16
-# outputs the first one suits the int8 kernels, so all of them are quantized (export.quantize.float_prefix).
+# The default network's convolutions: its 3x3 ones and the 1x1 classifier. All but the first run in int8
+# (export.quantize.float_prefix).
 CONVOLUTIONS = sum(map(len, MnistNet().widths)) + 1
 BUNDLE_FILES = {"mnist_fp32.onnx", "mnist_int8.onnx", "mnist_int8.ort", "required_operators.config", "mnist_int8.h",
                 "manifest.json", "report.md", "confusion_int8.png", "misclassified_int8.png", "model_repository"}
@@ -140,15 +140,17 @@ def test_int8_model_stores_every_conv_weight_in_int8(bundle):
     assert conv_weight_types(onnx.load(bundle / "mnist_int8.onnx")) == [onnx.TensorProto.INT8] * fp32_convs
 
 
-def test_onnx_runtime_runs_every_conv_as_an_integer_kernel(bundle, tmp_path):
+def test_onnx_runtime_runs_every_conv_but_the_first_as_an_integer_kernel(bundle, tmp_path):
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(str(bundle / "mnist_int8.onnx"), options, providers=["CPUExecutionProvider"])
     ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
-    assert ops.count("QLinearConv") == CONVOLUTIONS and sum("Conv" in op for op in ops) == CONVOLUTIONS
-    # Only the weightless space-to-depth rearrangement and the Pad run in float, before the input is quantized.
-    assert ops[: ops.index("QuantizeLinear")] == ["Reshape", "Transpose", "Reshape", "Pad"]
-    assert not {"ReorderInput", "ReorderOutput"} & set(ops)  # no float NCHWc layout to convert between
+    assert ops.count("QLinearConv") == CONVOLUTIONS - 1 and sum("Conv" in op for op in ops) == CONVOLUTIONS
+    # In float before the input is quantized: the space-to-depth rearrangement, the Pad and the first convolution
+    # (with its ReLU fused), which kept the plain layout: no blocked (NCHWc) one to reorder before quantizing.
+    assert sorted(ops[: ops.index("QuantizeLinear")]) == ["Conv", "DequantizeLinear", "Pad", "Reshape", "Reshape",
+                                                          "Transpose"]
+    assert not {"ReorderInput", "ReorderOutput"} & set(ops)
 
 
 def test_int8_convolutions_have_at_least_16_output_channels(bundle):
@@ -156,19 +158,16 @@ def test_int8_convolutions_have_at_least_16_output_channels(bundle):
     model = onnx.load(bundle / "mnist_int8.onnx")
     weights = {init.name: init for init in model.graph.initializer}
     widths = [weights[node.input[3]].dims[0] for node in model.graph.node if node.op_type == "QLinearConv"]
-    assert widths[:-1] == [16] * (CONVOLUTIONS - 1) and widths[-1] == 10  # the 1x1 classifier: one per class
+    assert widths[:-1] == [16] * (CONVOLUTIONS - 2) and widths[-1] == 10  # the 1x1 classifier: one per class
 
 
-@pytest.mark.parametrize(("widths", "stem", "in_float"), [
-    (((16, 16), (16, 16, 14)), "s2d", []),  # 4 inputs, 16 outputs: the int8 kernel takes it
-    (((8, 16), (16, 16)), "s2d", ["Conv", "Relu"]),  # 8 outputs: too narrow for it
-    (((8, 8), (16, 16), (16, 16)), "conv", ["Conv", "Relu"]),  # one input channel
-])
-def test_float_prefix_keeps_only_a_first_conv_that_int8_kernels_do_not_suit(widths, stem, in_float, tmp_path):
+@pytest.mark.parametrize(("widths", "stem"), [(((16, 16), (16, 16, 14)), "s2d"), (((8, 8), (16, 16)), "conv")])
+def test_float_prefix_ends_with_the_first_conv_and_its_relu(widths, stem, tmp_path):
     export_fp32(fold_normalization(MnistNet(widths, stem=stem).eval()), tmp_path / "model.onnx")
     model = onnx.load(tmp_path / "model.onnx")
-    ops = {node.name: node.op_type for node in model.graph.node}
-    assert [ops[name] for name in float_prefix(model) if ops[name] in ("Conv", "Relu")] == in_float
+    ops = [node.op_type for node in model.graph.node]
+    prefix = float_prefix(model)
+    assert ops[len(prefix) - 2 : len(prefix)] == ["Conv", "Relu"] and ops.count("Conv") > 1
 
 
 def test_census_and_formats_agree(bundle, mnist, tmp_path):
@@ -176,16 +175,17 @@ def test_census_and_formats_agree(bundle, mnist, tmp_path):
     fp32 = census(onnx.load(bundle / "mnist_fp32.onnx"))
     assert fp32.int8 == [] and len(fp32.float_convolutions()) == CONVOLUTIONS
     qoperator = census(onnx.load(bundle / "mnist_int8.onnx"))
-    assert [n.op_type for n in qoperator.fp32] == ["Reshape", "Transpose", "Reshape", "Pad"]  # space-to-depth, Pad
-    expected = ["QLinearConv"] * CONVOLUTIONS + ["MaxPool", "QLinearGlobalAveragePool", "Flatten"]
+    stem_and_first = ["Reshape", "Transpose", "Reshape", "Pad", "Conv", "Relu"]  # the first convolution: float
+    assert [n.op_type for n in qoperator.fp32] == stem_and_first
+    expected = ["QLinearConv"] * (CONVOLUTIONS - 1) + ["MaxPool", "QLinearGlobalAveragePool", "Flatten"]
     assert sorted(n.op_type for n in qoperator.int8) == sorted(expected)
     qdq_path = tmp_path / "qdq.onnx"
     calibration = to_model_input(mnist["train_images"][:200])
     qdq = quantize(bundle / "mnist_fp32.onnx", qdq_path, calibration, QuantSettings(format="qdq"))
     assert conv_weight_types(qdq) == [onnx.TensorProto.INT8] * CONVOLUTIONS
-    summary = f"Conv x{CONVOLUTIONS}, MaxPool, GlobalAveragePool, Flatten"
+    summary = f"Conv x{CONVOLUTIONS - 1}, MaxPool, GlobalAveragePool, Flatten"
     assert qoperator.int8_summary() == census(qdq).int8_summary() == summary
-    assert [n.op_type for n in census(qdq).fp32] == ["Reshape", "Transpose", "Reshape", "Pad"]
+    assert [n.op_type for n in census(qdq).fp32] == stem_and_first
 
 
 def test_entropy_calibration_differs_from_minmax(bundle, mnist, tmp_path):
@@ -294,8 +294,9 @@ def test_manifest_describes_the_bundle(bundle, mnist):
     assert manifest["quantization"] == {
         "method": "static", "format": "QOperator", "per_channel": True, "activation_type": "QUInt8",
         "weight_type": "QInt8", "calibration_method": "MinMax", "calibration_images": 1000,
-        "calibration_source": "MNIST training set", "int8_nodes": CONVOLUTIONS + 3,
-        "float_nodes": ["Reshape0", "Transpose0", "Reshape1", "Pad0"], "int8_weights_float_compute": []}
+        "calibration_source": "MNIST training set", "int8_nodes": CONVOLUTIONS + 2,
+        "float_nodes": ["Reshape0", "Transpose0", "Reshape1", "Pad0", "Conv0", "Relu0"],
+        "int8_weights_float_compute": ["Conv0"]}
     assert manifest["training"] == {"seed": 0, "epochs": 1, "final": {"epoch": 1, "test_acc": 80.0}}
     assert manifest["versions"]["onnxruntime"] == ort.__version__
 

@@ -1,4 +1,4 @@
-"""curves.png: loss and accuracy per epoch, train against test (and validation when held out)."""
+"""curves.png: loss and accuracy per epoch, train (and validation when held out), and the final test figure."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,12 +12,15 @@ from mnist_edge.contract import MIN_ACCURACY  # noqa: E402
 
 
 def plot_curves(history: list[dict], path: Path) -> Path:
-    epochs = [e["epoch"] for e in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for split in ("train", "val", "test"):
-        if f"{split}_loss" in history[0]:
-            ax_loss.plot(epochs, [e[f"{split}_loss"] for e in history], marker=".", label=split)
-            ax_acc.plot(epochs, [e[f"{split}_acc"] for e in history], marker=".", label=split)
+    for split in ("train", "val", "test"):  # the test set has one point, after the last epoch
+        measured = [e for e in history if f"{split}_loss" in e]
+        if measured:
+            marker = "." if len(measured) > 1 else "o"
+            ax_loss.plot([e["epoch"] for e in measured], [e[f"{split}_loss"] for e in measured], marker=marker,
+                         label=split)
+            ax_acc.plot([e["epoch"] for e in measured], [e[f"{split}_acc"] for e in measured], marker=marker,
+                        label=split)
     # Train loss is measured on augmented images with label smoothing, so it sits above the test loss.
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss (train: augmented, label-smoothed)", yscale="log")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy", ylim=(97, 100))

@@ -190,7 +190,8 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss, train_acc = self.train_epoch(epoch)
             record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc}
-            for name in ("val", "test"):
+            # The test set is measured once, after the last epoch: its figure is reported, never watched.
+            for name in ("val", "test") if epoch == self.config.epochs else ("val",):
                 if name in self.splits:
                     record[f"{name}_loss"], record[f"{name}_acc"] = evaluate(self.model, self.splits[name])
             record["seconds"] = time.perf_counter() - tic

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
 import onnxruntime as ort
+from machine import describe  # benchmarks/machine.py: serving_bench.py's folder is on the import path
 
 from mnist_edge.contract import MANIFEST_FILE
 from mnist_edge.serve.model import OnnxModel
@@ -45,7 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="a check that everything runs, with figures of little worth: "
                         "--repeats 1 --seconds 0.5 --concurrency 1 64, unless given")
     p.add_argument("--out", type=Path, default=RESULTS,
-                   help="folder for serve.json, serve.md and serve.png (default: benchmarks/results)")
+                   help="folder for serve_CLASS.json, .md and .png (default: benchmarks/results)")
     args = p.parse_args(argv)
     if args.quick:  # the preset becomes the defaults, so that flags given explicitly still win
         p.set_defaults(**QUICK)
@@ -72,7 +71,7 @@ def run_info(argv: list[str], args: argparse.Namespace, batch_delay_ms: float, p
     version = json.loads((MODEL.parent / MANIFEST_FILE).read_text())["version"]
     return {"command": " ".join([SCRIPT, *argv]), "repeats": args.repeats, "seconds": args.seconds,
             "requests": args.requests, "batch_delay_ms": batch_delay_ms,
-            "machine": f"{cpu_model()}, {os.cpu_count()} cores", "onnxruntime": ort.__version__,
+            "machine": describe(), "onnxruntime": ort.__version__,
             "model": f"{MODEL.relative_to(REPO)} ({version})", "peer": peer}
 
 
@@ -81,13 +80,6 @@ def peer_problem(args: argparse.Namespace, cases: list[Case]) -> str | None:
     if KSERVE_1 not in cases:
         return "not among --only"
     return "--no-peer" if args.no_peer else ensure_kserve_venv()
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from machine import features_text
 from matplotlib.figure import Figure  # not pyplot: no backend, no global figures
 
 from .cases import CASES
 from .targets import verdict
 
-NAME = "serve"  # results/serve.{json,md,png}: the README links to these names
+NAME = "serve"  # results/serve_CLASS.{json,md,png}, one set per CPU class (benchmarks/machine.py)
 TABLE_COLUMNS = (("case", "case"), ("concurrency", "conc."), ("requests_per_s", "req/s"),
                  ("images_per_s", "images/s"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"),
                  ("server_cpu_us_per_request", "server CPU us/req"), ("client_cpu_us_per_request", "client CPU us/req"),
@@ -19,17 +20,20 @@ TABLE_COLUMNS = (("case", "case"), ("concurrency", "conc."), ("requests_per_s", 
 def write_results(folder: Path, info: dict, summary: list[dict], targets: dict[str, dict], rows: list[dict]) -> str:
     """Writes the three files into `folder`; returns the markdown."""
     folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"{NAME}_{info['machine']['class']}"
     document = {"info": info, "summary": summary, "targets": targets, "rows": rows}
-    (folder / f"{NAME}.json").write_text(json.dumps(document, indent=1) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps(document, indent=1) + "\n")
     text = markdown(summary, targets, info)
-    (folder / f"{NAME}.md").write_text(text)
-    plot(summary, folder / f"{NAME}.png")
+    stem.with_suffix(".md").write_text(text)
+    plot(summary, stem.with_suffix(".png"))
     return text
 
 
 def markdown(summary: list[dict], targets: dict[str, dict], info: dict) -> str:
+    machine = info["machine"]
     lines = [f"Command: `{info['command']}`", "",
-             f"{info['machine']}; ONNX Runtime {info['onnxruntime']}, {info['model']}; medians of {info['repeats']} "
+             f"{machine['cpu']}, class {machine['class']} ({features_text(machine)}), {machine['cores']} cores; "
+             f"ONNX Runtime {info['onnxruntime']}, {info['model']}; medians of {info['repeats']} "
              f"repeats, each level {info['seconds']} s or {info['requests']} requests (256-image: a 20th) after a "
              "warm-up; the load generator shares the CPU with the server. Server CPU is user + system time of the "
              "server process (all threads, and with --workers its workers too) per request, and its peak RSS the sum "
