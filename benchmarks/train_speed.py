@@ -1,13 +1,14 @@
-"""Training speed and accuracy of the default recipe: seconds per epoch and in total, and the final-epoch test
-accuracy for each seed, with mean and spread, for one or more training precisions.
+"""Training speed and accuracy of the default recipe: seconds per epoch and in total, the final-epoch test accuracy
+for each seed in fp32 and of its exported int8 model, with mean and spread, for one or more training precisions.
 
     python benchmarks/train_speed.py --seeds 5                       # the default recipe, seeds 0..4
+    python benchmarks/train_speed.py --seeds 5 --stem s2d --widths 16,16/16,16,14 --name train_speed_avx2_s2d
     python benchmarks/train_speed.py --seeds 2 --precision bf16 fp32 --name train_speed_precision
-    python benchmarks/train_speed.py --seeds 1 --epochs 3            # a quick look
+    python benchmarks/train_speed.py --seeds 1 --epochs 3 --no-int8  # a quick look
 
 With several precisions the runs take turns seed by seed, so the speed ratio is taken under the same machine
-load. Figures are printed and saved to benchmarks/results/<name>.json and .md (default name:
-train_speed_<device>).
+load. Figures are printed and saved to benchmarks/results/<name>.json and .md (default name: train_speed_CLASS,
+the CPU class from benchmarks/machine.py, or train_speed_cuda).
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import torch
 from machine import describe, features_text  # this script's folder is on the import path
 
 from mnist_edge.export.pipeline import Options, run_export
+from mnist_edge.train.cli import format_widths, parse_widths
+from mnist_edge.train.config import STEMS
 from mnist_edge.train.trainer import Config, Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -83,9 +86,10 @@ def markdown(command: str, config: Config, machine: dict, runs: list[dict], summ
     first = runs[0]
     where = first["device"] if first["device"] != "cpu" else (f"the CPU: {machine['cpu']}, class {machine['class']} "
                                                               f"({features_text(machine)})")
-    lines = [f"`{command}`: default recipe, {config.epochs} epochs, on {where}, {torch.get_num_threads()} threads, "
-             f"{first['parameters']:,} parameters, torch {torch.__version__}. int8: the test accuracy of "
-             "`mnist-edge export`'s int8 model of each run.", "",
+    network = f"stem {config.stem}, widths {format_widths(config.widths)}"
+    lines = [f"`{command}`: default recipe ({network}), {config.epochs} epochs, on {where}, "
+             f"{torch.get_num_threads()} threads, {first['parameters']:,} parameters, torch {torch.__version__}. "
+             "int8: the test accuracy of `mnist-edge export`'s int8 model of each run.", "",
              "| precision | seed | final-epoch test accuracy (%) | int8 (%) | s / epoch | total s |",
              "|---|---|---|---|---|---|"]
     for r in runs:
@@ -111,6 +115,9 @@ def main() -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--precision", nargs="+", choices=["auto", "bf16", "fp32"], default=["auto"],
                         help="training precisions to run, taking turns seed by seed (default: auto)")
+    parser.add_argument("--stem", choices=STEMS, default=Config.stem, help="the network's stem (train.model)")
+    parser.add_argument("--widths", type=parse_widths, default=Config.widths,
+                        help=f"the network's widths per stage (default {format_widths(Config.widths)})")
     parser.add_argument("--no-int8", dest="int8", action="store_false",
                         help="skip exporting each run to measure its int8 accuracy (about 30 s a run)")
     parser.add_argument("--name", help="results file stem (default train_speed_CLASS: the CPU class from "
@@ -119,7 +126,7 @@ def main() -> None:
                         help="each run's folder (checkpoint, metrics) goes here")
     args = parser.parse_args()
 
-    config = Config(epochs=args.epochs, device=args.device)
+    config = Config(epochs=args.epochs, device=args.device, stem=args.stem, widths=args.widths)
     runs = []
     for seed in range(args.seeds):
         for precision in args.precision:

@@ -15,10 +15,10 @@ from web_harness import run_node
 
 from mnist_edge.contract import INPUT_NAME, INT8_FILE, MIN_ACCURACY, NUM_CLASSES, ORT_FILE, mnist_like, to_model_input
 
-# ONNX Runtime's x86 and WebAssembly int8 kernels round requantized values differently, which moves a logit by a few
-# output quantization steps (at most 0.27 on the shipped model, whose step is 0.034); so a prediction may differ
-# only where Python's two logits are that close, on a handful of images.
-NEAR_TIE = 0.3
+# ONNX Runtime's x86 and WebAssembly int8 kernels round requantized values differently, which moves a logit by whole
+# output quantization steps (at most 0.90 on the shipped model, whose step is 0.036, though no prediction changed);
+# so a prediction may differ only where Python's two logits are that close, on a handful of images.
+NEAR_TIE = 1.0
 MAX_DIFFERENCES = 10
 
 

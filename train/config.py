@@ -38,8 +38,8 @@ class Config:
     max_degrees: float = 10.0
     max_shift: float = 2.0
     max_scale: float = 0.1
-    widths: Widths = ((16, 16), (16, 16, 14))  # per stage: train.model.MnistNet
-    stem: str = "s2d"  # STEMS
+    widths: Widths = ((8, 8), (16, 16), (16, 16))  # per stage: train.model.MnistNet
+    stem: str = "conv"  # STEMS
     val_split: int = 0  # training images held out for tuning; the test set is never used to tune
     subset: int = 0  # train on only the first N training images (smoke tests); 0 = all
     seed: int = 0

@@ -84,6 +84,12 @@ def load_splits(config: Config, device: torch.device) -> dict[str, Split]:
     return splits
 
 
+def memory_format(device: torch.device, stem: str) -> torch.memory_format:
+    """channels_last on a GPU, and on the CPU for the space-to-depth network, whose training step oneDNN ran 1.2x
+    faster in it; the first layout keeps the plain layout on the CPU, in which its shipped weights were made."""
+    return torch.channels_last if device.type == "cuda" or stem == "s2d" else torch.contiguous_format
+
+
 def make_scheduler(config: Config, optimizer: torch.optim.Optimizer, total_steps: int):
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
@@ -120,9 +126,7 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         self.splits = load_splits(config, self.device)
         self.steps_per_epoch = -(-len(self.splits["train"]) // config.batch_size)
-        # channels_last on the CPU too: with widths in multiples of 8, oneDNN's NHWC kernels ran a training step 1.2x
-        # faster than the plain layout (and with widths such as 12 or 14, 2x slower).
-        self.memory_format = torch.channels_last
+        self.memory_format = memory_format(self.device, config.stem)
         self.model = MnistNet(config.widths, stem=config.stem).to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
