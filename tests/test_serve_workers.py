@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from serve_harness import ServerProcess, copy_bundle, mnist_test_set, run_server_expecting_failure
 
 from mnist_edge.contract import sha256_of
-from mnist_edge.serve.workers import MAX_WORKERS_PER_CORE
 from mnist_edge.v1 import classifier_pb2 as pb
 from mnist_edge.v1 import classifier_pb2_grpc as pb_grpc
 
@@ -191,8 +191,15 @@ def test_a_model_no_worker_can_load_is_one_sentence(tmp_path):
     assert "ONNX Runtime cannot load" in one_sentence(result.stderr)
 
 
+def max_workers_per_core() -> int:
+    """Read in a child process: importing the server here would register its v2 stubs, whose proto package
+    (`inference`) clashes with tritonclient's, which other test modules import into this process."""
+    code = "from mnist_edge.serve.workers import MAX_WORKERS_PER_CORE; print(MAX_WORKERS_PER_CORE)"
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 def test_more_workers_than_the_machine_should_run_are_refused():
-    too_many = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1) + 1
+    too_many = max_workers_per_core() * (os.cpu_count() or 1) + 1
     result = run_server_expecting_failure("--workers", str(too_many))
     assert result.returncode == 2
     assert f"--workers {too_many} is more than" in one_sentence(result.stderr)
