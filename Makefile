@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 run: train export
 	@echo "training run: $(RUN)/ (metrics.json, curves.png, checkpoint.pt)"
-	@echo "device bundle: models/ (manifest.json, report.md, mnist_int8.onnx, mnist_int8.ort, mnist_int8.h)"
+	@echo "device bundle: models/ (manifest.json, report.md, mnist_int8.onnx, mnist_int8.ort, mnist_int8.h, model_repository/)"
 
 train: $(VENV)/.installed
 	$(BIN)/mnist-edge train --out $(RUN)
