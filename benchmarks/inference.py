@@ -6,7 +6,7 @@ and int8 (.ort), in one process with the same thread count, for 1 and 2 threads.
 
 Reports batch-1 latency (p50, p99) and batch-256 throughput, and the int8/fp32 ratios. The engines take turns in
 every round, so a burst of load from other processes hits them alike, and every round builds them afresh; each
-ratio is the median of the per-round ratios. Writes benchmarks/results/inference.{json,md,png}; --compare adds
+ratio is the median of the per-round ratios. Writes benchmarks/results/inference_CLASS.{json,md,png}; --compare adds
 variant files to the same run.
 """
 from __future__ import annotations

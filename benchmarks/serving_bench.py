@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/serving_bench.py                  # everything, 3 repeats (about 7 minutes)
     .venv/bin/python benchmarks/serving_bench.py --quick --out /tmp/serving   # does it all run? (seconds)
 
-Results go to benchmarks/results/serve.{json,md,png}, or to the folder given with --out.
+Results go to benchmarks/results/serve_CLASS.{json,md,png} (CLASS: benchmarks/machine.py), or to the folder given
+with --out.
 """
 import sys
 

@@ -10,5 +10,5 @@ otherwise pick, a KServe `ModelServer` (kserve_peer.py, installed on first use i
 Each server runs as a subprocess on a free loopback port (servers.py) under a closed-loop load at each
 concurrency level (load.py); its CPU time and peak memory come from /proc (process_stats.py). Ratios against
 the peer and the ceiling are taken within each repeat (targets.py); the results go to
-benchmarks/results/serve.{json,md,png} (report.py). Run it with benchmarks/serving_bench.py.
+benchmarks/results/serve_CLASS.{json,md,png} (report.py). Run it with benchmarks/serving_bench.py.
 """
