@@ -62,8 +62,8 @@ def torch_model(checkpoint: Path | None) -> MnistNet:
 def multiply_adds(model: MnistNet) -> dict[str, int]:
     """Multiply-adds per image of the fp32 network and of the int8 one, which computes its zero-filled widened
     channels too (export.rewrite.widen_for_int8)."""
-    count = lambda net: summary(net, input_size=(1, *IMAGE_SHAPE), verbose=0).total_mult_adds  # noqa: E731
-    return {"fp32": count(model), "int8": count(widen_for_int8(model))}
+    return {precision: summary(net, input_size=(1, *IMAGE_SHAPE), verbose=0).total_mult_adds
+            for precision, net in (("fp32", model), ("int8", widen_for_int8(model)))}
 
 
 def runners(bundle: Path, model: MnistNet, threads: int,

@@ -19,8 +19,9 @@ def fold_normalization(model: MnistNet) -> MnistNet:
     moves pixels, so the standardization commutes with it and the Pad goes after it.
     """
     folded = copy.deepcopy(model).eval()
-    normalize, *stem = folded.features[: 1 + (model.stem == "s2d")]
-    block = folded.features[len(stem) + 1]
+    stem_layers = 1 if model.stem == "s2d" else 0  # the PixelUnshuffle between Normalize and the first block
+    normalize, *stem = folded.features[: 1 + stem_layers]
+    block = folded.features[1 + stem_layers]
     first = block[0]
     if not isinstance(normalize, Normalize) or not isinstance(first, nn.Conv2d):
         raise TypeError("expected an MnistNet whose features start with Normalize, the stem and a convolution")
@@ -32,8 +33,12 @@ def fold_normalization(model: MnistNet) -> MnistNet:
     block[0] = conv
     pad_h, pad_w = first.padding
     pad = nn.ConstantPad2d((pad_w, pad_w, pad_h, pad_h), normalize.mean)
-    folded.features = nn.Sequential(*stem, pad, *folded.features[len(stem) + 1 :])
+    folded.features = nn.Sequential(*stem, pad, *folded.features[1 + stem_layers :])
     return folded
+
+
+def widened(widths: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(max(width, INT8_KERNEL_MIN_CHANNELS) for width in widths)
 
 
 def widen_for_int8(model: MnistNet) -> MnistNet:
@@ -44,8 +49,7 @@ def widen_for_int8(model: MnistNet) -> MnistNet:
     (export.quantize.float_prefix), so it keeps its width: widening it would only add work to it and the next one.
     """
     (first, *rest), *stages = model.widths
-    widen = lambda widths: tuple(max(width, INT8_KERNEL_MIN_CHANNELS) for width in widths)  # noqa: E731
-    widths = ((first, *widen(rest)), *map(widen, stages))
+    widths = ((first, *widened(rest)), *map(widened, stages))
     wide = MnistNet(widths, stem=model.stem).eval()
     state = wide.state_dict()
     for name, value in model.state_dict().items():

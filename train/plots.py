@@ -15,11 +15,10 @@ def plot_curves(history: list[dict], path: Path) -> Path:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for split in ("train", "val", "test"):  # the test set has one point, after the last epoch
         measured = [e for e in history if f"{split}_loss" in e]
-        if measured:
-            marker = "." if len(measured) > 1 else "o"
-            ax_loss.plot([e["epoch"] for e in measured], [e[f"{split}_loss"] for e in measured], marker=marker,
-                         label=split)
-            ax_acc.plot([e["epoch"] for e in measured], [e[f"{split}_acc"] for e in measured], marker=marker,
+        marker = "." if len(measured) > 1 else "o"
+        for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
+            if measured:
+                ax.plot([e["epoch"] for e in measured], [e[f"{split}_{metric}"] for e in measured], marker=marker,
                         label=split)
     # Train loss is measured on augmented images with label smoothing, so it sits above the test loss.
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss (train: augmented, label-smoothed)", yscale="log")
