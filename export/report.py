@@ -14,6 +14,7 @@ from mnist_edge.export.quantize import (  # noqa: E402
     FORMATS,
     INT8_KERNEL_MIN_CHANNELS,
     METHODS,
+    PIXEL_LEVELS,
     NodeCensus,
     QuantSettings,
 )
@@ -63,6 +64,14 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, predicted: np.nda
     plt.close(fig)
 
 
+def first_layer_note(nodes: NodeCensus) -> str:
+    if nodes.float_convolutions():
+        return ("The first convolution reads a one-channel image, which suits no int8 kernel: it computes in float "
+                "from int8-stored weights.")
+    return (f"The pixels enter the first convolution as 0 to {PIXEL_LEVELS} (7 bits): the 16-bit sums of the int8 "
+            "kernels of CPUs without VNNI saturate on full-scale 8-bit pixels.")
+
+
 def markdown(results: Evaluation, nodes: NodeCensus, settings: QuantSettings, sizes: dict[str, int],
              counts: np.ndarray) -> str:
     per_class = 100 * np.diag(counts) / counts.sum(1)
@@ -85,11 +94,11 @@ def markdown(results: Evaluation, nodes: NodeCensus, settings: QuantSettings, si
         f"{METHODS[settings.method].name} calibration on {settings.calibration_images:,} MNIST training images.",
         "",
         "Two exact rewrites make the int8 model fast on ONNX Runtime's CPU kernels: the input normalization is folded "
-        "into the first convolution, and convolutions after the first narrower than "
+        "into the first convolution, and int8 convolutions narrower than "
         f"{INT8_KERNEL_MIN_CHANNELS} output channels, the least ONNX Runtime's fast int8 convolution takes, get "
-        "all-zero filters up to that width. The fp32 model has the folded normalization too. The first convolution "
-        "computes in float from int8-stored weights: it reads the pixels, many at full scale, where the 16-bit "
-        "sums of the int8 kernels of CPUs without VNNI saturate.",
+        "all-zero filters up to that width. The fp32 model has the folded normalization too.",
+        "",
+        first_layer_note(nodes),
         "",
         f"- int8 nodes ({len(nodes.int8)}): {nodes.int8_summary()}",
         f"- float nodes ({len(nodes.fp32)}): {float_nodes}",

@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from mnist_edge.export.quantize import INT8_KERNEL_MIN_CHANNELS
+from mnist_edge.export.quantize import INT8_KERNEL_MIN_CHANNELS, int8_kernel_takes
 from mnist_edge.train.model import MnistNet, Normalize
 
 
@@ -42,13 +42,16 @@ def widened(widths: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def widen_for_int8(model: MnistNet) -> MnistNet:
-    """Gives every convolution after the first at least INT8_KERNEL_MIN_CHANNELS outputs by adding all-zero filters.
+    """Gives every convolution that runs in int8 at least INT8_KERNEL_MIN_CHANNELS outputs by adding all-zero filters.
 
     The added channels are zero after BatchNorm (scale and shift 0), ReLU and pooling, and the next convolution's
-    weights for them are zero, so the logits do not change. The first convolution stays in float
-    (export.quantize.float_prefix), so it keeps its width: widening it would only add work to it and the next one.
+    weights for them are zero, so the logits do not change. A first convolution that stays in float (one input
+    channel, export.quantize.float_prefix) keeps its width: widening it would only add work to it and the next one.
     """
     (first, *rest), *stages = model.widths
+    first_conv = next(layer for layer in model.modules() if isinstance(layer, nn.Conv2d))
+    if int8_kernel_takes(first_conv.in_channels):
+        first = max(first, INT8_KERNEL_MIN_CHANNELS)
     widths = ((first, *widened(rest)), *map(widened, stages))
     wide = MnistNet(widths, stem=model.stem).eval()
     state = wide.state_dict()

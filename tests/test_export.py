@@ -160,13 +160,31 @@ def test_int8_convolutions_have_at_least_16_output_channels(bundle):
     assert widths[:-1] == [16] * (CONVOLUTIONS - 2) and widths[-1] == 10  # the 1x1 classifier: one per class
 
 
-@pytest.mark.parametrize(("widths", "stem"), [(((16, 16), (16, 16, 14)), "s2d"), (((8, 8), (16, 16)), "conv")])
-def test_float_prefix_ends_with_the_first_conv_and_its_relu(widths, stem, tmp_path):
-    export_fp32(fold_normalization(MnistNet(widths, stem=stem).eval()), tmp_path / "model.onnx")
+def test_float_prefix_ends_with_the_first_conv_and_its_relu(tmp_path):
+    export_fp32(fold_normalization(MnistNet(((8, 8), (16, 16))).eval()), tmp_path / "model.onnx")
     model = onnx.load(tmp_path / "model.onnx")
     ops = [node.op_type for node in model.graph.node]
     prefix = float_prefix(model)
     assert ops[len(prefix) - 2 : len(prefix)] == ["Conv", "Relu"] and ops.count("Conv") > 1
+
+
+def test_space_to_depth_network_runs_every_conv_in_int8_on_7_bit_pixels(mnist, tmp_path):
+    """Its first convolution reads 4 channels, which the int8 kernels take; the pixels are quantized by the input
+    contract (0..1 as 0..127), not by calibration (export.quantize.PIXEL_LEVELS)."""
+    model = MnistNet(((12, 16), (16, 16, 14)), stem="s2d").eval()
+    export_fp32(fold_normalization(widen_for_int8(model)), tmp_path / "fp32.onnx")
+    assert float_prefix(onnx.load(tmp_path / "fp32.onnx")) == []
+    calibration = to_model_input(mnist["train_images"][:200])
+    int8 = quantize(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", calibration, QuantSettings())
+    nodes = census(int8)
+    assert nodes.float_convolutions() == [] and nodes.int8_summary().startswith("Conv x6")
+    assert [node.op_type for node in nodes.fp32] == ["Reshape", "Transpose", "Reshape", "Pad"]  # moves pixels only
+    initializers = {tensor.name: onnx.numpy_helper.to_array(tensor) for tensor in int8.graph.initializer}
+    pixels = next(node for node in int8.graph.node if node.op_type == "QuantizeLinear")
+    assert initializers[pixels.input[1]] == np.float32(1 / 127) and initializers[pixels.input[2]] == 0
+    with torch.no_grad():
+        fp32 = model(torch.from_numpy(calibration)).argmax(1).numpy()
+    assert (onnx_logits(tmp_path / "int8.onnx", calibration).argmax(1) == fp32).mean() > 0.9
 
 
 def test_census_and_formats_agree(bundle, mnist, tmp_path):
@@ -224,8 +242,9 @@ def test_folding_moves_the_normalization_into_the_first_conv(weak_model):
 
 
 def test_folding_and_widening_keep_the_logits_of_the_space_to_depth_network():
-    """The Pad goes after the rearrangement, which the standardization commutes with; the 14 becomes 16."""
-    model = MnistNet(((16, 16), (16, 16, 14)), stem="s2d").eval()
+    """The Pad goes after the rearrangement, which the standardization commutes with; the 12 (the first convolution
+    runs in int8 too) and the 14 become 16."""
+    model = MnistNet(((12, 16), (16, 16, 14)), stem="s2d").eval()
     wide = widen_for_int8(model)
     assert wide.widths == ((16, 16), (16, 16, 16))
     folded = fold_normalization(wide)
