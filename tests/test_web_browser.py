@@ -20,7 +20,8 @@ from web_harness import WEB, run_node, static_server
 
 from mnist_edge.contract import INPUT_NAME, ORT_FILE, SIDE, mnist_like, to_model_input
 
-SCREENSHOT = WEB / "screenshot.png"  # shown in the README
+SCREENSHOT = WEB / "screenshot.png"  # shown in the README; rewritten only when UPDATE_SCREENSHOT=1, so a test run
+# leaves the working tree as it was
 INSTALL_TIMEOUT_S = 900
 NEAR = 0.02  # probabilities: the page's (WebAssembly kernels) against Python's (x86 kernels), which round apart
 
@@ -70,9 +71,11 @@ def python_probabilities(inputs: np.ndarray) -> np.ndarray:
 def test_the_page_shows_python_onnx_runtimes_answer_for_each_drawn_digit(tmp_path):
     browser = chromium()
     (tmp_path / "drawings.json").write_text(json.dumps(DIGITS))
+    screenshot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "screenshot.png"
     with static_server() as url:
-        run_node("browser.mjs", url, tmp_path / "drawings.json", tmp_path / "shown.json", SCREENSHOT,
+        run_node("browser.mjs", url, tmp_path / "drawings.json", tmp_path / "shown.json", screenshot,
                  "--chromium", browser, timeout=300)
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     shown = json.loads((tmp_path / "shown.json").read_text())
     records = shown["drawings"]
     inputs = np.array([r["input"] for r in records], np.uint8).reshape(-1, SIDE, SIDE)
