@@ -93,9 +93,7 @@ def float_prefix(model: onnx.ModelProto) -> list[str]:
 
 def pixel_overrides(model: onnx.ModelProto) -> dict[str, list[dict[str, np.ndarray]]]:
     """The quantization of the first convolution's input, the 0-1 pixels, at PIXEL_LEVELS: fixed by the input
-    contract rather than calibrated, and empty when that convolution stays in float."""
-    if float_prefix(model):
-        return {}
+    contract rather than calibrated (for a first convolution that runs in int8)."""
     scale, zero_point = np.array(1 / PIXEL_LEVELS, np.float32), np.array(0, np.uint8)
     return {first_conv(model).input[0]: [{"scale": scale, "zero_point": zero_point}]}
 
@@ -122,7 +120,7 @@ def quantize(fp32_path: Path, int8_path: Path, calibration: np.ndarray, settings
             quant_format=FORMATS[settings.format], per_channel=settings.per_channel,
             activation_type=settings.activation_type, weight_type=settings.weight_type,
             calibrate_method=METHODS[settings.method], nodes_to_exclude=excluded,
-            extra_options={"TensorQuantOverrides": pixel_overrides(source)},
+            extra_options={"TensorQuantOverrides": {} if excluded else pixel_overrides(source)},
         )
     model = onnx.load(int8_path)
     stray = [name for name in census(model).float_convolutions() if name not in excluded]

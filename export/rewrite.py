@@ -77,9 +77,8 @@ def widen_for_int8(model: MnistNet) -> MnistNet:
     """
     (first, *rest), *stages = model.widths
     first_conv = next(layer for layer in model.modules() if isinstance(layer, nn.Conv2d))
-    if int8_kernel_takes(first_conv.in_channels):
-        first = max(first, INT8_KERNEL_MIN_CHANNELS)
-    widths = ((first, *widened(rest)), *map(widened, stages))
+    head = widened((first,)) if int8_kernel_takes(first_conv.in_channels) else (first,)
+    widths = ((*head, *widened(rest)), *map(widened, stages))
     wide = MnistNet(widths, stem=model.stem).eval()
     state = wide.state_dict()
     for name, value in model.state_dict().items():

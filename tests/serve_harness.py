@@ -29,6 +29,14 @@ MNIST = REPO / "data" / "mnist"
 START_TIMEOUT_S = 60
 
 
+def wait_until(condition, timeout: float = 10) -> None:
+    """Polls `condition` until it is true; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
 def mnist_test_set(count: int) -> tuple[np.ndarray, np.ndarray]:
     """The first `count` MNIST test images (uint8 [count, 28, 28]) and labels, read from the vendored files."""
     with gzip.open(MNIST / "t10k-images-idx3-ubyte.gz") as f:

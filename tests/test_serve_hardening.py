@@ -13,7 +13,13 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from serve_harness import ServerProcess, make_certificates, mnist_test_set, run_server_expecting_failure
+from serve_harness import (
+    ServerProcess,
+    make_certificates,
+    mnist_test_set,
+    run_server_expecting_failure,
+    wait_until,
+)
 
 from mnist_edge.serve.client import ClassifierClient
 from mnist_edge.serve.metrics import METRICS_IDLE_TIMEOUT_S, METRICS_MAX_CONNECTIONS
@@ -35,13 +41,6 @@ def rss_mb(pid: int) -> float:
 
 def open_descriptors(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
-
-
-def wait_until(condition, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
 
 
 def assert_answers(target: str) -> None:

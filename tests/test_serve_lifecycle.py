@@ -22,6 +22,7 @@ from serve_harness import (
     make_certificates,
     mnist_test_set,
     run_server_expecting_failure,
+    wait_until,
 )
 
 from mnist_edge.serve.client import ClassifierClient
@@ -30,13 +31,6 @@ IMAGE = mnist_test_set(1)[0]
 # A request large enough that its model run (about a second on one core) outlasts what a test does meanwhile.
 LARGE = np.repeat(IMAGE, 20_000, axis=0)
 LARGE_REQUESTS = ("--max-images", str(len(LARGE)), "--max-message-mb", "64")
-
-
-def wait_until(condition, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
 
 
 def test_sigterm_drains_in_flight_calls_then_exits_0(tmp_path):

@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from serve_harness import ServerProcess, copy_bundle, mnist_test_set, run_server_expecting_failure
+from serve_harness import ServerProcess, copy_bundle, mnist_test_set, run_server_expecting_failure, wait_until
 
 from mnist_edge.contract import sha256_of
 from mnist_edge.v1 import classifier_pb2 as pb
@@ -46,13 +45,6 @@ def health_check(channel: grpc.Channel) -> int:
 def answering_pids(server: ServerProcess, method: str) -> list[int]:
     """The pid of the process that answered each call of `method`, from the --log-requests lines, in order."""
     return [event["pid"] for event in server.events() if event["event"] == "request" and event["method"] == method]
-
-
-def wait_until(condition, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def gone(pid: int) -> bool:
@@ -114,9 +106,10 @@ def test_sigterm_drains_calls_on_every_worker_then_exits_0_leaving_no_process(tm
         try:
             stubs = [pb_grpc.ClassifierStub(channel) for channel in channels.values()]
             calls = [callers.submit(stub.Predict, LARGE, timeout=150) for stub in stubs]  # each worker runs one
-            wait_until(lambda: server.metric("mnist_edge_in_flight_requests") == 2)  # the sum over the workers
+            # the sum over the workers
+            wait_until(lambda: server.metric("mnist_edge_in_flight_requests") == 2, timeout=60)
             calls += [callers.submit(stub.Predict, REQUEST, timeout=150) for stub in stubs]  # they queue behind
-            wait_until(lambda: server.metric("mnist_edge_in_flight_requests") == 4)
+            wait_until(lambda: server.metric("mnist_edge_in_flight_requests") == 4, timeout=60)
             server.process.send_signal(signal.SIGTERM)
             answers = [call.result(timeout=150) for call in calls]
         finally:
@@ -151,7 +144,7 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path, monkeypatch):
         server.process.kill()
         server.process.wait(timeout=30)
         try:
-            wait_until(lambda: all(gone(pid) for pid in pids))
+            wait_until(lambda: all(gone(pid) for pid in pids), timeout=60)
         finally:  # leaves no orphan behind when the test fails
             for pid in [pid for pid in pids if not gone(pid)]:
                 with contextlib.suppress(ProcessLookupError):
