@@ -56,3 +56,12 @@ def test_help_answers_before_torch_is_imported(name):
     ])
     result = run(sys.executable, "-c", code)
     assert result.returncode == 0, result.stderr
+
+
+def test_train_flags_become_the_recipe():
+    from mnist_edge.train.cli import build_parser, config_from_args
+
+    flags = ["--max-degrees", "5", "--max-shift", "1", "--max-scale", "0.05", "--stem", "s2d", "--resume"]
+    config = config_from_args(build_parser().parse_args(flags))
+    assert (config.max_degrees, config.max_shift, config.max_scale, config.stem) == (5.0, 1.0, 0.05, "s2d")
+    assert not hasattr(config, "resume")  # how to start, not what to train

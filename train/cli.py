@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=DEFAULTS.schedule)
     p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing)
+    p.add_argument("--max-degrees", type=float, default=DEFAULTS.max_degrees,
+                   help="augmentation: rotate by up to +- this many degrees (default %(default)s)")
+    p.add_argument("--max-shift", type=float, default=DEFAULTS.max_shift,
+                   help="augmentation: shift by up to +- this many pixels (default %(default)s)")
+    p.add_argument("--max-scale", type=float, default=DEFAULTS.max_scale,
+                   help="augmentation: scale by 1 +- up to this fraction (default %(default)s)")
     p.add_argument("--warmup", type=float, default=DEFAULTS.warmup,
                    help="fraction of the steps rising to the peak learning rate (onecycle)")
     p.add_argument("--widths", type=parse_widths, default=DEFAULTS.widths,
@@ -85,10 +91,15 @@ def start(config: Config, resume: bool) -> Trainer:
     return trainer
 
 
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The recipe the parsed flags describe (the flags that are not settings, such as --resume, left out)."""
+    known = {f.name for f in fields(Config)}
+    return Config(**{k: v for k, v in vars(args).items() if k in known})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    known = {f.name for f in fields(Config)}
-    config = Config(**{k: v for k, v in vars(args).items() if k in known})
+    config = config_from_args(args)
     if args.summary:
         print_summary(config)
         return 0
