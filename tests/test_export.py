@@ -31,15 +31,16 @@ from mnist_edge.export.onnx_export import export_fp32
 from mnist_edge.export.quantize import QuantSettings, census, float_prefix, quantize
 from mnist_edge.export.rewrite import fold_normalization, widen_for_int8
 from mnist_edge.train.checkpoint import Checkpoint, save_checkpoint
-from mnist_edge.train.config import Config
+from mnist_edge.train.config import FIRST_LAYOUT_WIDTHS, Config
 from mnist_edge.train.data import load_split
 from mnist_edge.train.model import MnistNet, Normalize, parameter_count
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models"
-# The default network's convolutions: its 3x3 ones and the 1x1 classifier. All but the first run in int8
-# (export.quantize.float_prefix).
+# The default network's convolutions: its 3x3 ones and the 1x1 classifier. All run in int8: the first one reads
+# the 4 channels of the space-to-depth stem (export.quantize.float_prefix is empty).
 CONVOLUTIONS = sum(map(len, MnistNet().widths)) + 1
+FIRST_LAYOUT = MnistNet(FIRST_LAYOUT_WIDTHS, stem="conv")
 BUNDLE_FILES = {"mnist_fp32.onnx", "mnist_int8.onnx", "mnist_int8.ort", "required_operators.config", "mnist_int8.h",
                 "manifest.json", "report.md", "confusion_int8.png", "misclassified_int8.png", "model_repository"}
 
@@ -140,15 +141,14 @@ def test_int8_model_stores_every_conv_weight_in_int8(bundle):
     assert conv_weight_types(onnx.load(bundle / "mnist_int8.onnx")) == [onnx.TensorProto.INT8] * fp32_convs
 
 
-def test_onnx_runtime_runs_every_conv_but_the_first_as_an_integer_kernel(bundle, tmp_path):
+def test_onnx_runtime_runs_every_conv_as_an_integer_kernel(bundle, tmp_path):
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(str(bundle / "mnist_int8.onnx"), options, providers=["CPUExecutionProvider"])
     ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
-    assert ops.count("QLinearConv") == CONVOLUTIONS - 1 and sum("Conv" in op for op in ops) == CONVOLUTIONS
-    # In float before the input is quantized: the Pad and the first convolution (its ReLU fused), which kept the
-    # plain layout: no blocked (NCHWc) one to reorder before quantizing (slower here).
-    assert sorted(ops[: ops.index("QuantizeLinear")]) == ["Conv", "DequantizeLinear", "Pad"]
+    assert ops.count("QLinearConv") == CONVOLUTIONS and sum("Conv" in op for op in ops) == CONVOLUTIONS
+    # In float before the input is quantized: only the pixel moves of the stem (no blocked NCHWc layout to reorder).
+    assert sorted(ops[: ops.index("QuantizeLinear")]) == ["Pad", "SpaceToDepth"]
     assert not {"ReorderInput", "ReorderOutput"} & set(ops)
 
 
@@ -157,11 +157,11 @@ def test_int8_convolutions_have_at_least_16_output_channels(bundle):
     model = onnx.load(bundle / "mnist_int8.onnx")
     weights = {init.name: init for init in model.graph.initializer}
     widths = [weights[node.input[3]].dims[0] for node in model.graph.node if node.op_type == "QLinearConv"]
-    assert widths[:-1] == [16] * (CONVOLUTIONS - 2) and widths[-1] == 10  # the 1x1 classifier: one per class
+    assert widths[:-1] == [16] * (CONVOLUTIONS - 1) and widths[-1] == 10  # the 1x1 classifier: one per class
 
 
 def test_float_prefix_ends_with_the_first_conv_and_its_relu(tmp_path):
-    export_fp32(fold_normalization(MnistNet(((8, 8), (16, 16))).eval()), tmp_path / "model.onnx")
+    export_fp32(fold_normalization(MnistNet(((8, 8), (16, 16)), stem="conv").eval()), tmp_path / "model.onnx")
     model = onnx.load(tmp_path / "model.onnx")
     ops = [node.op_type for node in model.graph.node]
     prefix = float_prefix(model)
@@ -187,22 +187,40 @@ def test_space_to_depth_network_runs_every_conv_in_int8_on_7_bit_pixels(mnist, t
     assert (onnx_logits(tmp_path / "int8.onnx", calibration).argmax(1) == fp32).mean() > 0.9
 
 
+def test_first_layout_computes_its_first_convolution_in_float_from_int8_weights(mnist, tmp_path):
+    """Its first convolution reads the one-channel image, which no int8 kernel takes (export.quantize.float_prefix):
+    it stays in float, its weights stored in int8 and dequantized when the model runs, which keeps ONNX Runtime
+    from giving it a blocked layout to reorder before the input is quantized."""
+    export_fp32(fold_normalization(widen_for_int8(FIRST_LAYOUT.eval())), tmp_path / "fp32.onnx")
+    calibration = to_model_input(mnist["train_images"][:200])
+    int8 = quantize(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", calibration, QuantSettings())
+    nodes = census(int8)
+    assert [n.op_type for n in nodes.fp32] == ["Pad", "Conv", "Relu"] and nodes.weight_only == [nodes.fp32[1].name]
+    assert conv_weight_types(int8) == [onnx.TensorProto.INT8] * (sum(map(len, FIRST_LAYOUT.widths)) + 1)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(tmp_path / "int8.onnx"), options, providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
+    assert sorted(ops[: ops.index("QuantizeLinear")]) == ["Conv", "DequantizeLinear", "Pad"]
+    assert not {"ReorderInput", "ReorderOutput"} & set(ops)
+
+
 def test_census_and_formats_agree(bundle, mnist, tmp_path):
     """The QOperator format quantizes the same nodes as QDQ, and the census sees that through both layouts."""
     fp32 = census(onnx.load(bundle / "mnist_fp32.onnx"))
     assert fp32.int8 == [] and len(fp32.float_convolutions()) == CONVOLUTIONS
     qoperator = census(onnx.load(bundle / "mnist_int8.onnx"))
-    stem_and_first = ["Pad", "Conv", "Relu"]  # the first convolution stays in float
-    assert [n.op_type for n in qoperator.fp32] == stem_and_first
-    expected = ["QLinearConv"] * (CONVOLUTIONS - 1) + ["MaxPool"] * 2 + ["QLinearGlobalAveragePool", "Flatten"]
+    stem = ["SpaceToDepth", "Pad"]  # they move pixels only; every convolution runs in int8
+    assert [n.op_type for n in qoperator.fp32] == stem
+    expected = ["QLinearConv"] * CONVOLUTIONS + ["MaxPool", "QLinearGlobalAveragePool", "Flatten"]
     assert sorted(n.op_type for n in qoperator.int8) == sorted(expected)
     qdq_path = tmp_path / "qdq.onnx"
     calibration = to_model_input(mnist["train_images"][:200])
     qdq = quantize(bundle / "mnist_fp32.onnx", qdq_path, calibration, QuantSettings(format="qdq"))
     assert conv_weight_types(qdq) == [onnx.TensorProto.INT8] * CONVOLUTIONS
-    summary = f"Conv x{CONVOLUTIONS - 1}, MaxPool x2, GlobalAveragePool, Flatten"
+    summary = f"Conv x{CONVOLUTIONS}, MaxPool, GlobalAveragePool, Flatten"
     assert qoperator.int8_summary() == census(qdq).int8_summary() == summary
-    assert [n.op_type for n in census(qdq).fp32] == stem_and_first
+    assert [n.op_type for n in census(qdq).fp32] == stem
 
 
 def test_entropy_calibration_differs_from_minmax(bundle, mnist, tmp_path):
@@ -233,12 +251,15 @@ def test_rewrites_keep_the_logits(rewrite, weak_model, mnist):
         assert torch.allclose(rewrite(weak_model)(x), weak_model(x), rtol=0, atol=1e-5)
 
 
-def test_folding_moves_the_normalization_into_the_first_conv(weak_model):
-    folded = fold_normalization(weak_model)
-    pad, first = folded.features[0], folded.features[1][0]
-    assert isinstance(pad, torch.nn.ConstantPad2d) and pad.value == pytest.approx(0.1307)
-    assert first.padding == (0, 0) and not any(isinstance(m, Normalize) for m in folded.modules())
-    assert weak_model.features[1][0].padding == (1, 1)  # the trained model is left as it was
+@pytest.mark.parametrize("stem", ["s2d", "conv"])
+def test_folding_moves_the_normalization_into_the_first_conv(weak_model, stem):
+    model = weak_model if stem == "s2d" else FIRST_LAYOUT.eval()
+    folded = fold_normalization(model)
+    pad = next(m for m in folded.features if isinstance(m, torch.nn.ConstantPad2d))
+    first = next(m for m in folded.modules() if isinstance(m, torch.nn.Conv2d))
+    assert pad.value == pytest.approx(0.1307) and first.padding == (0, 0)
+    assert not any(isinstance(m, Normalize) for m in folded.modules())
+    assert next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).padding == (1, 1)  # left as it was
 
 
 def test_folding_and_widening_keep_the_logits_of_the_space_to_depth_network():
@@ -257,9 +278,16 @@ def test_folding_and_widening_keep_the_logits_of_the_space_to_depth_network():
 
 def test_widening_adds_only_zero_channels(weak_model):
     wide = widen_for_int8(weak_model)
-    assert wide.widths == ((8, 16), (16, 16), (16, 16))  # the first convolution stays in float, and narrow
-    weight = wide.features[2][0].weight  # the second convolution: 8 -> 16 channels
-    assert weight[8:].abs().sum() == 0 and torch.equal(weight[:8], weak_model.features[2][0].weight)
+    assert wide.widths == ((16, 16, 16), (16, 16))  # the 14 becomes 16
+    last, narrow = (list(m.modules()) for m in (wide, weak_model))
+    last = [m for m in last if isinstance(m, torch.nn.Conv2d)][-2].weight  # the last 3x3 convolution
+    original = [m for m in narrow if isinstance(m, torch.nn.Conv2d)][-2].weight
+    assert last[14:].abs().sum() == 0 and torch.equal(last[:14], original)
+    assert wide.classifier.weight[:, 14:].abs().sum() == 0
+
+
+def test_widening_leaves_a_first_convolution_that_stays_in_float_narrow():
+    assert widen_for_int8(FIRST_LAYOUT.eval()).widths == ((8, 16), (16, 16), (16, 16))
 
 
 def test_compaction_keeps_the_contract_names_and_the_function(bundle, mnist, tmp_path):
@@ -313,8 +341,7 @@ def test_manifest_describes_the_bundle(bundle, mnist):
         "method": "static", "format": "QOperator", "per_channel": True, "activation_type": "QUInt8",
         "weight_type": "QInt8", "calibration_method": "MinMax", "calibration_images": 1000,
         "calibration_source": "MNIST training set", "int8_nodes": CONVOLUTIONS + 3,
-        "float_nodes": ["Pad0", "Conv0", "Relu0"],
-        "int8_weights_float_compute": ["Conv0"]}
+        "float_nodes": ["SpaceToDepth0", "Pad0"], "int8_weights_float_compute": []}
     assert manifest["training"] == {"seed": 0, "epochs": 1, "final": {"epoch": 1, "test_acc": 80.0}}
     assert manifest["versions"]["onnxruntime"] == ort.__version__
 

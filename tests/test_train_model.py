@@ -1,5 +1,6 @@
 import torch
 
+from mnist_edge.train.config import FIRST_LAYOUT_WIDTHS, Config, config_from_dict
 from mnist_edge.train.model import MnistNet, parameter_count, receptive_field
 
 
@@ -31,7 +32,7 @@ def test_only_export_friendly_layers():
 
 
 def test_space_to_depth_stem_runs_the_first_stage_at_14x14_on_4_channels():
-    model = MnistNet(((16, 16), (16, 16, 14)), stem="s2d").eval()
+    model = MnistNet().eval()
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert model.stem == "s2d" and first.in_channels == 4
     # Each 2x2 block becomes the 4 channels of one position: a lossless rearrangement of the 784 pixels.
@@ -41,6 +42,21 @@ def test_space_to_depth_stem_runs_the_first_stage_at_14x14_on_4_channels():
     assert s2d[0, :, 0, 0].tolist() == [0.0, 1.0, 28.0, 29.0]
 
 
-def test_the_space_to_depth_network_stays_under_the_budget():
-    model = MnistNet(((16, 16), (16, 16, 14)), stem="s2d")
-    assert parameter_count(model) == 9_810 and receptive_field(model) == 36
+def test_the_default_is_the_space_to_depth_network_with_three_convolutions_at_14x14():
+    model = MnistNet()
+    assert model.stem == "s2d" and model.widths == ((16, 16, 16), (16, 14))
+    assert parameter_count(model) == 9_810 and receptive_field(model) == 32
+
+
+def test_the_first_layout_stays_available():
+    model = MnistNet(FIRST_LAYOUT_WIDTHS, stem="conv")
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert parameter_count(model) == 9_042 and first.in_channels == 1
+
+
+def test_a_recipe_saved_before_the_stem_option_reads_as_the_first_layout():
+    saved = {"epochs": 15, "seed": 3}  # neither stem nor widths: the first layout was the only network
+    config = config_from_dict(saved)
+    assert (config.stem, config.widths, config.seed) == ("conv", FIRST_LAYOUT_WIDTHS, 3)
+    flat = config_from_dict({"widths": [8, 8, 16, 16, 16, 16]})  # widths before stages: pairs
+    assert flat.widths == FIRST_LAYOUT_WIDTHS and Config().widths != FIRST_LAYOUT_WIDTHS

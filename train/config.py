@@ -15,6 +15,8 @@ Widths = tuple[tuple[int, ...], ...]  # output channels of each convolution, sta
 #           take, and the first stage runs on a quarter of the pixels.
 #   "conv": the first stage convolves the full 28x28 image with one input channel (the first layout).
 STEMS = ("s2d", "conv")
+# The first layout's widths (stem "conv"), which checkpoints from before the stem option hold.
+FIRST_LAYOUT_WIDTHS: Widths = ((8, 8), (16, 16), (16, 16))
 
 
 def stage_widths(widths) -> Widths:
@@ -38,8 +40,8 @@ class Config:
     max_degrees: float = 10.0
     max_shift: float = 2.0
     max_scale: float = 0.1
-    widths: Widths = ((8, 8), (16, 16), (16, 16))  # per stage: train.model.MnistNet
-    stem: str = "conv"  # STEMS
+    widths: Widths = ((16, 16, 16), (16, 14))  # per stage: train.model.MnistNet
+    stem: str = "s2d"  # STEMS
     val_split: int = 0  # training images held out for tuning; the test set is never used to tune
     subset: int = 0  # train on only the first N training images (smoke tests); 0 = all
     seed: int = 0
@@ -58,5 +60,5 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     if unknown:
         raise ConfigError(f"the saved recipe has settings this version does not know: {', '.join(unknown)}")
     if "stem" not in values:  # a checkpoint from before the stem option: the first layout
-        values = {**values, "stem": "conv"}
+        values = {"widths": FIRST_LAYOUT_WIDTHS, **values, "stem": "conv"}
     return Config(**{**values, "widths": stage_widths(values.get("widths", Config.widths))})

@@ -32,12 +32,13 @@ def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
 class MnistNet(nn.Module):
     """Stages of 3x3 convolutions separated by 2x2 max pooling, global average pooling and a 1x1 classifier.
 
-    The default: convolutions of 8, 8 at 28x28, 16, 16 at 14x14 and 16, 16 at 7x7 (9,042 parameters, 1.4 M
-    multiply-adds per image). `stem="s2d", widths=((16, 16), (16, 16, 14))` is the space-to-depth network
-    (9,810 parameters, 0.89 M multiply-adds): no layer at 28x28, every width 16 (the 14 keeps the count under
-    10,000), which int8 kernels and channels-last training kernels suit; it trains in a third of the time on an
-    AVX2 CPU, and 4 of 5 seeds reached 99.4 % (README, Training). The export widens narrow layers for ONNX
-    Runtime's int8 kernels (export/rewrite.py says by which rule).
+    The default: space-to-depth (28x28x1 to 14x14x4, exact and weightless), convolutions of 16, 16, 16 at 14x14
+    and 16, 14 at 7x7 (9,810 parameters, 1.23 M multiply-adds per image). No layer runs at 28x28 and every width
+    is 16 (the 14 keeps the count under 10,000), which ONNX Runtime's int8 kernels and oneDNN's channels-last
+    training kernels suit. `stem="conv", widths=((8, 8), (16, 16), (16, 16))` is the first layout (9,042
+    parameters): its 28x28 stage trains 3.4x slower on an AVX2 CPU, and its int8 model is slower than its fp32
+    one there (README, Training). The export widens narrow layers for ONNX Runtime's int8 kernels
+    (export/rewrite.py says by which rule).
     """
 
     def __init__(self, widths: Widths = Config.widths, num_classes: int = 10, stem: str = Config.stem) -> None:
