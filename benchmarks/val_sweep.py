@@ -51,17 +51,18 @@ def seed_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of seeds like 1,2,3,4") from None
 
 
-def recipe(config: Config) -> dict:
-    """The settings that decide a run's result, as its metrics.json stores them."""
-    return {k: v for k, v in json.loads(json.dumps(asdict(config))).items() if k not in PER_RUN}
+def recipe(settings: dict) -> dict:
+    """The settings that decide a run's result."""
+    return {k: v for k, v in settings.items() if k not in PER_RUN}
 
 
 def finished(config: Config) -> dict | None:
+    """The metrics of the finished run of this recipe in config.out_dir, if it holds one."""
     path = Path(config.out_dir) / "metrics.json"
     if not path.is_file():
         return None
     metrics = json.loads(path.read_text())
-    same = recipe(config) == {k: v for k, v in metrics["config"].items() if k not in PER_RUN}
+    same = recipe(json.loads(json.dumps(asdict(config)))) == recipe(metrics["config"])  # as metrics.json stores it
     return metrics if same and len(metrics["epochs"]) == config.epochs else None
 
 
@@ -114,8 +115,12 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/val_sweep"))
     parser.add_argument("--name", help="results file stem (default val_sweep_CLASS)")
     args = parser.parse_args()
-
     variants = dict(args.variants)
+    if len(variants) < len(args.variants):
+        parser.error("two variants have the same name")
+    if args.val_split < 1:
+        parser.error("--val-split must hold out at least one image: the sweep reports validation figures")
+
     train_flags = build_parser()
     configs = {name: config_from_args(train_flags.parse_args(shlex.split(flags))) for name, flags in variants.items()}
     jobs = [(name, replace(config, seed=seed, val_split=args.val_split, threads=1, progress=False,
