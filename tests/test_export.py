@@ -40,7 +40,11 @@ SHIPPED = REPO / "models"
 # The default network's convolutions: its 3x3 ones and the 1x1 classifier. All run in int8: the first one reads
 # the 4 channels of the space-to-depth stem (export.quantize.float_prefix is empty).
 CONVOLUTIONS = sum(map(len, MnistNet().widths)) + 1
-FIRST_LAYOUT = MnistNet(FIRST_LAYOUT_WIDTHS, stem="conv")
+FIRST_LAYOUT = MnistNet(FIRST_LAYOUT_WIDTHS, stem="conv").eval()
+
+
+def convolutions(model: torch.nn.Module) -> list[torch.nn.Conv2d]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
 BUNDLE_FILES = {"mnist_fp32.onnx", "mnist_int8.onnx", "mnist_int8.ort", "required_operators.config", "mnist_int8.h",
                 "manifest.json", "report.md", "confusion_int8.png", "misclassified_int8.png", "model_repository"}
 
@@ -191,7 +195,7 @@ def test_first_layout_computes_its_first_convolution_in_float_from_int8_weights(
     """Its first convolution reads the one-channel image, which no int8 kernel takes (export.quantize.float_prefix):
     it stays in float, its weights stored in int8 and dequantized when the model runs, which keeps ONNX Runtime
     from giving it a blocked layout to reorder before the input is quantized."""
-    export_fp32(fold_normalization(widen_for_int8(FIRST_LAYOUT.eval())), tmp_path / "fp32.onnx")
+    export_fp32(fold_normalization(widen_for_int8(FIRST_LAYOUT)), tmp_path / "fp32.onnx")
     calibration = to_model_input(mnist["train_images"][:200])
     int8 = quantize(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", calibration, QuantSettings())
     nodes = census(int8)
@@ -253,13 +257,12 @@ def test_rewrites_keep_the_logits(rewrite, weak_model, mnist):
 
 @pytest.mark.parametrize("stem", ["s2d", "conv"])
 def test_folding_moves_the_normalization_into_the_first_conv(weak_model, stem):
-    model = weak_model if stem == "s2d" else FIRST_LAYOUT.eval()
+    model = weak_model if stem == "s2d" else FIRST_LAYOUT
     folded = fold_normalization(model)
     pad = next(m for m in folded.features if isinstance(m, torch.nn.ConstantPad2d))
-    first = next(m for m in folded.modules() if isinstance(m, torch.nn.Conv2d))
-    assert pad.value == pytest.approx(0.1307) and first.padding == (0, 0)
+    assert pad.value == pytest.approx(0.1307) and convolutions(folded)[0].padding == (0, 0)
     assert not any(isinstance(m, Normalize) for m in folded.modules())
-    assert next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).padding == (1, 1)  # left as it was
+    assert convolutions(model)[0].padding == (1, 1)  # the trained model is left as it was
 
 
 def test_folding_and_widening_keep_the_logits_of_the_space_to_depth_network():
@@ -279,15 +282,13 @@ def test_folding_and_widening_keep_the_logits_of_the_space_to_depth_network():
 def test_widening_adds_only_zero_channels(weak_model):
     wide = widen_for_int8(weak_model)
     assert wide.widths == ((16, 16, 16), (16, 16))  # the 14 becomes 16
-    last, narrow = (list(m.modules()) for m in (wide, weak_model))
-    last = [m for m in last if isinstance(m, torch.nn.Conv2d)][-2].weight  # the last 3x3 convolution
-    original = [m for m in narrow if isinstance(m, torch.nn.Conv2d)][-2].weight
+    last, original = convolutions(wide)[-2].weight, convolutions(weak_model)[-2].weight  # the last 3x3 ones
     assert last[14:].abs().sum() == 0 and torch.equal(last[:14], original)
     assert wide.classifier.weight[:, 14:].abs().sum() == 0
 
 
 def test_widening_leaves_a_first_convolution_that_stays_in_float_narrow():
-    assert widen_for_int8(FIRST_LAYOUT.eval()).widths == ((8, 16), (16, 16), (16, 16))
+    assert widen_for_int8(FIRST_LAYOUT).widths == ((8, 16), (16, 16), (16, 16))
 
 
 def test_compaction_keeps_the_contract_names_and_the_function(bundle, mnist, tmp_path):
